@@ -1,0 +1,84 @@
+"""Root of the ``mosquito-ssl`` command line: each stage adds its sub-app here.
+
+    mosquito-ssl --help
+    mosquito-ssl data synth data/synth
+    mosquito-ssl pretrain data/synth --preset tiny --epochs 5
+
+User mistakes (``MosquitoSSLError``) print one line and exit 1; ``MOSQUITO_SSL_DEBUG=1``
+shows the traceback. Logging is configured here and nowhere else. Stage CLIs import torch
+inside their commands, so ``--help`` and ``reports`` stay light.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from .errors import MosquitoSSLError
+
+class _Group(TyperGroup):
+    """Root command group: a ``MosquitoSSLError`` anywhere below becomes one line and exit 1."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except MosquitoSSLError as exc:
+            if os.environ.get("MOSQUITO_SSL_DEBUG"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(1) from None
+
+
+app = typer.Typer(
+    name="mosquito-ssl",
+    cls=_Group,
+    help="Self-supervised AST pretraining and evaluation on mosquito flight sounds.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from .benchmarks.cli import app as benchmarks_app
+    from .data.cli import app as data_app
+    from .demo import demo
+    from .pretrain.cli import pretrain
+    from .probe.cli import app as probe_app
+    from .reports.cli import app as reports_app
+
+    app.add_typer(data_app, name="data")
+    app.command("pretrain")(pretrain)
+    app.add_typer(probe_app, name="probe")
+    app.add_typer(benchmarks_app, name="benchmarks")
+    app.add_typer(reports_app, name="reports")
+    app.command("demo")(demo)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose or os.environ.get("MOSQUITO_SSL_DEBUG") else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S", force=True)
+    for noisy in ("urllib3", "matplotlib", "numba", "PIL", "fontTools"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.callback()
+def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+    setup_logging(verbose)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""CLI options shared by several commands, defined once so every command spells them the same.
+
+Options whose default is ``None`` mean "not given": the stage's dataclass default (or the
+TOML file passed with ``--config``) then applies. See ``config.resolve``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+ConfigOpt = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", help="TOML file with settings; flags given on the command line win."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Recompute even if a finished result exists.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed (splits, init, masks).")]
+OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output directory.")]
+PresetOpt = Annotated[
+    Optional[str], typer.Option("--preset", help="Encoder preset built locally: tiny, small or base.")
+]
+PretrainedOpt = Annotated[
+    Optional[Path],
+    typer.Option("--pretrained", help="Local HF AST checkpoint folder to start the encoder from."),
+]
+LayoutOpt = Annotated[
+    Optional[str],
+    typer.Option("--layout", help="Data layout: auto, flat, folders, csv or humbugdb."),
+]
+ClipSecondsOpt = Annotated[
+    Optional[float], typer.Option("--clip-seconds", help="Clip length in seconds (default 1.0).")
+]
+WindowOpt = Annotated[
+    Optional[float],
+    typer.Option("--window", help="Cut long recordings into clips of this many seconds."),
+]
+HopOpt = Annotated[
+    Optional[float], typer.Option("--hop", help="Hop between consecutive clips in seconds (default = window).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]

@@ -1,0 +1,164 @@
+"""Run directories: the one place that knows their layout, ids and done markers.
+
+Every stage writes into a run directory::
+
+    RUN_DIR/
+      config.json      resolved configuration (written first)
+      metadata.json    versions, device, git commit, timings
+      metrics.json     the stage's results
+      DONE             written last; a directory without it is unfinished
+
+Files are written to a temporary name in the same folder and renamed, so a kill
+at any moment leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+DONE = "DONE"
+CONFIG = "config.json"
+METADATA = "metadata.json"
+METRICS = "metrics.json"
+
+
+def _jsonable(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return obj.item()
+    return obj
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path: Path, obj: Any) -> Path:
+    return write_text_atomic(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def settings_hash(obj: Any, length: int = 12) -> str:
+    """Stable short hash of a JSON-able object (dataclasses, dicts, lists)."""
+    blob = json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:length]
+
+
+def is_done(run_dir: Path) -> bool:
+    return (Path(run_dir) / DONE).exists()
+
+
+def mark_done(run_dir: Path) -> None:
+    """Write the done marker; call it after every other artifact is on disk."""
+    write_text_atomic(Path(run_dir) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+
+
+def clear_done(run_dir: Path) -> None:
+    (Path(run_dir) / DONE).unlink(missing_ok=True)
+
+
+def git_commit() -> str | None:
+    """Commit of the source tree this package runs from, if it is a git checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def device_name() -> str:
+    try:
+        import torch
+    except ImportError:  # reports never import torch
+        return "unknown"
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.get_device_name(0)}"
+    return f"cpu:{platform.processor() or platform.machine()}x{os.cpu_count()}"
+
+
+def run_metadata(started: float | None = None, **extra: Any) -> dict[str, Any]:
+    """Versions, device, git commit and timings for a run's ``metadata.json``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for pkg in ("mosquito-ssl", "torch", "transformers", "scikit-learn", "numpy"):
+        try:
+            versions[pkg] = version(pkg)
+        except PackageNotFoundError:
+            versions[pkg] = None
+    meta = {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "device": device_name(),
+        "git_commit": git_commit(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if started is not None:
+        meta["wall_time_s"] = round(time.time() - started, 3)
+    meta.update(extra)
+    return meta
+
+
+def finish_run(run_dir: Path, metrics: Any, started: float | None = None, **extra: Any) -> Path:
+    """Write ``metrics.json`` and ``metadata.json``, then the done marker (last)."""
+    run_dir = Path(run_dir)
+    write_json_atomic(run_dir / METRICS, metrics)
+    write_json_atomic(run_dir / METADATA, run_metadata(started, **extra))
+    mark_done(run_dir)
+    return run_dir
+
+
+def prepare_run_dir(run_dir: Path, config: Any, force: bool = False) -> bool:
+    """Create ``run_dir`` and write its resolved config.
+
+    Returns False when the run is already done and ``force`` is not set (the caller
+    then skips the work); True when work should proceed.
+    """
+    run_dir = Path(run_dir)
+    if is_done(run_dir) and not force:
+        return False
+    run_dir.mkdir(parents=True, exist_ok=True)
+    clear_done(run_dir)
+    write_json_atomic(run_dir / CONFIG, config)
+    return True
