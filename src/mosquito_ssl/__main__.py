@@ -1,0 +1,5 @@
+"""``python -m mosquito_ssl``: the CLI, also for launchers (``torchrun -m mosquito_ssl ...``)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""``mosquito-ssl pretrain``: self-supervised pretraining of AST on unlabelled clips.
+
+    mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name tiny-demo
+    torchrun --nproc_per_node 2 -m mosquito_ssl pretrain data/ --preset base   # multi-GPU
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..options import (ClipSecondsOpt, ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, PresetOpt,
+                       PretrainedOpt, SeedOpt, WindowOpt)
+
+Opt = typer.Option
+
+
+def pretrain(
+    data: Annotated[Path, typer.Argument(help="Audio folder, manifest CSV or HumBugDB metadata CSV.")],
+    config: ConfigOpt = None,
+    out: OutOpt = None,
+    run_name: Annotated[Optional[str], Opt(help="Run directory name under --out (the seed's str_id).")] = None,
+    layout: LayoutOpt = None,
+    clip_seconds: ClipSecondsOpt = None,
+    window: WindowOpt = None,
+    hop: HopOpt = None,
+    preset: PresetOpt = None,
+    pretrained: PretrainedOpt = None,
+    init_from: Annotated[Optional[Path], Opt(help="Start from a saved AST_SSL model.pth.")] = None,
+    mask_strength: Annotated[Optional[float], Opt(help="Scales mask widths; 0 = no masking.")] = None,
+    mask_kind: Annotated[Optional[str], Opt(help="specaugment, time, freq or patch.")] = None,
+    time_width: Annotated[Optional[int], Opt(help="Max time-mask width in frames at strength 1.")] = None,
+    freq_width: Annotated[Optional[int], Opt(help="Max frequency-mask width in bins at strength 1.")] = None,
+    time_masks: Annotated[Optional[int], Opt(help="Time masks per clip.")] = None,
+    freq_masks: Annotated[Optional[int], Opt(help="Frequency masks per clip.")] = None,
+    loss_on: Annotated[Optional[str], Opt(help="MSE over 'all' cells (seed) or 'masked' only.")] = None,
+    freeze_layers: Annotated[Optional[int], Opt(help="Freeze patch embedding + first K blocks.")] = None,
+    lr: Annotated[Optional[float], Opt(help="Learning rate (1e-4).")] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Per-device batch size (8).")] = None,
+    epochs: Annotated[Optional[int], Opt(help="Epochs (150).")] = None,
+    max_steps: Annotated[Optional[int], Opt(help="Stop after N optimizer steps (-1: use epochs).")] = None,
+    grad_accum: Annotated[Optional[int], Opt(help="Gradient accumulation steps (2).")] = None,
+    warmup_ratio: Annotated[Optional[float], Opt(help="Warm-up fraction of all steps (0.05).")] = None,
+    weight_decay: Annotated[Optional[float], Opt(help="AdamW weight decay (0).")] = None,
+    max_grad_norm: Annotated[Optional[float], Opt(help="Gradient clipping norm (1.0).")] = None,
+    workers: Annotated[Optional[int], Opt(help="Data-loader worker processes (2).")] = None,
+    precision: Annotated[Optional[str], Opt(help="auto (bf16/fp16 on GPU), fp32, fp16 or bf16.")] = None,
+    compile: Annotated[Optional[bool], Opt("--compile/--no-compile", help="torch.compile the model.")] = None,
+    patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (10).")] = None,
+    threshold: Annotated[Optional[float], Opt(help="Early-stopping min improvement (1e-4).")] = None,
+    save_total_limit: Annotated[Optional[int], Opt(help="Checkpoints kept (2).")] = None,
+    val_fraction: Annotated[Optional[float], Opt(help="Validation fraction (0.1).")] = None,
+    seed: SeedOpt = None,
+    resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Pretrain AST with masked-spectrogram reconstruction. Example: mosquito-ssl pretrain data/synth --preset tiny --epochs 20"""
+    flags = dict(locals())
+    flags.pop("config")
+    from ..config import resolve
+    from .train import PretrainConfig
+    from .train import pretrain as run
+
+    flags["resume"] = resume or None
+    flags["force"] = force or None
+    cfg = resolve(PretrainConfig, config, section="pretrain", overrides=flags)
+    typer.echo(f"pretraining -> {cfg.run_dir()}")
+    run_dir = run(cfg)
+    typer.echo(f"done: {run_dir / 'final'}")

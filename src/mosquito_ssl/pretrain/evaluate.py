@@ -1,0 +1,42 @@
+"""Final evaluation of a pretraining: validation MSE against the mean-spectrogram baseline.
+
+The baseline predicts, for every validation clip, the mean training spectrogram. A model that
+learned something reconstructs clearly better than that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+@torch.no_grad()
+def baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size: int) -> dict:
+    from .train import mean_spectrogram
+
+    mean = torch.from_numpy(mean_spectrogram(cache.features, np.asarray(train_idx)))
+    model.eval()
+    device = next(model.parameters()).device
+    sums = {"model_all": 0.0, "model_masked": 0.0, "base_all": 0.0, "base_masked": 0.0}
+    cells = {"all": 0, "masked": 0}
+    val_idx = np.sort(np.asarray(val_idx))
+    for start in range(0, len(val_idx), batch_size):
+        batch = torch.from_numpy(np.array(cache.features[val_idx[start:start + batch_size]]))
+        out = model(batch.to(device))
+        recon, mask = out.reconstruction.float().cpu(), out.mask.cpu()
+        model_err, base_err = (recon - batch) ** 2, (mean - batch) ** 2
+        sums["model_all"] += model_err.sum().item()
+        sums["base_all"] += base_err.sum().item()
+        sums["model_masked"] += model_err[mask].sum().item()
+        sums["base_masked"] += base_err[mask].sum().item()
+        cells["all"] += batch.numel()
+        cells["masked"] += int(mask.sum())
+    masked = max(cells["masked"], 1)
+    return {
+        "val_mse": sums["model_all"] / cells["all"],
+        "val_mse_mean_baseline": sums["base_all"] / cells["all"],
+        "val_mse_masked": sums["model_masked"] / masked if cells["masked"] else None,
+        "val_mse_masked_mean_baseline": sums["base_masked"] / masked if cells["masked"] else None,
+        "val_clips": int(len(val_idx)),
+        "train_clips": int(len(train_idx)),
+    }

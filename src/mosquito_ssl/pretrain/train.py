@@ -1,0 +1,214 @@
+"""Self-supervised pretraining of AST_SSL with the Hugging Face ``Trainer``.
+
+    mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name demo
+
+Owns ``PretrainConfig`` (the seed's settings as defaults) and ``pretrain(cfg) -> run_dir``:
+data -> feature cache -> 90/10 split -> Trainer (checkpoints every epoch, best by
+``eval_mse``, early stopping, TensorBoard) -> ``final/`` (HF encoder checkpoint,
+preprocessor config, the seed-style ``model.pth``) -> metrics and a DONE marker.
+A run killed at any moment continues with ``resume=True`` from its last complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import runs
+from ..errors import ConfigError
+from ..model.masking import MaskSettings
+from .evaluate import baseline_and_final_mse
+from .trainer import build_trainer, last_complete_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    data: Path
+    out: Path = Path("runs")
+    run_name: str | None = None
+    layout: str = "auto"
+    clip_seconds: float = 1.0
+    window: float | None = None
+    hop: float | None = None
+    preset: str = "base"
+    pretrained: Path | None = None
+    init_from: Path | None = None
+    mask_strength: float = 1.0
+    mask_kind: str = "specaugment"
+    time_width: int = 20
+    freq_width: int = 24
+    time_masks: int = 2
+    freq_masks: int = 2
+    loss_on: str = "all"
+    freeze_layers: int = 0
+    lr: float = 1e-4
+    batch_size: int = 8
+    epochs: int = 150
+    max_steps: int = -1
+    grad_accum: int = 2
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    workers: int = 2
+    precision: str = "auto"
+    compile: bool = False
+    patience: int = 10
+    threshold: float = 1e-4
+    save_total_limit: int = 2
+    val_fraction: float = 0.1
+    split_seed: int = 42
+    seed: int = 42
+    logging_steps: int = 10
+    resume: bool = False
+    force: bool = False
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.loss_on not in ("all", "masked"):
+            raise ConfigError(f"--loss-on must be 'all' or 'masked', not {self.loss_on!r}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ConfigError(f"--precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction must be between 0 and 1, not {self.val_fraction}")
+        if self.freeze_layers < 0:
+            raise ConfigError("--freeze-layers must be >= 0")
+        self.mask  # validates the mask settings early
+
+    @property
+    def mask(self) -> MaskSettings:
+        return MaskSettings(
+            mask_strength=self.mask_strength, mask_kind=self.mask_kind,
+            time_width=self.time_width, freq_width=self.freq_width,
+            time_masks=self.time_masks, freq_masks=self.freq_masks,
+        )
+
+    def science(self) -> dict:
+        """Settings that change what is learned (not where it is written or how it is run)."""
+        skip = {"out", "run_name", "resume", "force", "workers", "cache_dir", "logging_steps", "compile"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+
+    def run_dir(self) -> Path:
+        name = self.run_name or f"pretrain-{self.preset}-{runs.settings_hash(self.science(), 8)}"
+        return Path(self.out) / name
+
+
+def load_pretrain_data(cfg: PretrainConfig):
+    """Dataset -> feature cache -> (train indices, val indices). Fails before any training."""
+    from ..data.features import FeatureSettings, build_features
+    from ..data.manifest import read_dataset
+    from ..data.splits import split_indices
+
+    dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=cfg.clip_seconds,
+                           window=cfg.window, hop=cfg.hop)
+    settings = FeatureSettings(clip_seconds=cfg.clip_seconds)
+    cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)
+    # Pretraining is unsupervised: the split only keeps recordings (groups) on one side.
+    parts = split_indices(len(cache), groups=cache.groups,
+                          fractions=(1 - cfg.val_fraction, cfg.val_fraction), seed=cfg.split_seed)
+    return cache, parts["train"], parts["val"]
+
+
+def build_model(cfg: PretrainConfig, features):
+    from ..model.encoder import apply_freeze, build_encoder
+    from ..model.ssl import ASTSSL
+
+    torch.manual_seed(cfg.seed)
+    encoder = build_encoder(cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed)
+    model = ASTSSL(encoder, mask=cfg.mask, loss_on=cfg.loss_on)
+    if cfg.init_from is not None:
+        load_init_weights(model, cfg.init_from)
+    if cfg.freeze_layers:
+        apply_freeze(model.encoder, f"partial:{cfg.freeze_layers}")
+    return model
+
+
+def load_init_weights(model: torch.nn.Module, path: Path) -> None:
+    """Start from a saved AST_SSL state dict (the seed's ``resume_from_checkpoint``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--init-from {path} does not exist: pass a model.pth saved by a pretrain run")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ConfigError(
+            f"--init-from {path} does not match this model (missing {len(missing)}, unexpected "
+            f"{len(unexpected)} keys, e.g. {(missing or unexpected)[:3]}): use the same --preset"
+        )
+
+
+def _check_run_dir(cfg: PretrainConfig, run_dir: Path) -> str | None:
+    """Return the checkpoint to resume from, or None; refuse to clobber an unfinished run."""
+    if cfg.force or not run_dir.exists():
+        return None
+    checkpoint = last_complete_checkpoint(run_dir)
+    if checkpoint is not None and not cfg.resume:
+        raise ConfigError(
+            f"{run_dir} holds an unfinished run: pass --resume to continue it or --force to start over"
+        )
+    return checkpoint
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Run (or resume, or skip if done) one pretraining and return its run directory."""
+    run_dir = cfg.run_dir()
+    if runs.is_done(run_dir) and not cfg.force:
+        log.info("pretraining %s is done; skipping (use --force to redo it)", run_dir)
+        return run_dir
+    checkpoint = _check_run_dir(cfg, run_dir)
+    if cfg.force and run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    started = time.time()
+    cache, train_idx, val_idx = load_pretrain_data(cfg)
+    log.info("run dir %s | %d train / %d val clips | config %s", run_dir, len(train_idx),
+             len(val_idx), cfg.science())
+    runs.prepare_run_dir(run_dir, cfg, force=True)
+    runs.write_json_atomic(run_dir / "data_summary.json", cache.summary())
+    model = build_model(cfg, cache.settings)
+    trainer = build_trainer(cfg, model, cache, train_idx, val_idx, run_dir)
+    if checkpoint:
+        log.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    if not trainer.is_world_process_zero():
+        return run_dir
+    metrics = baseline_and_final_mse(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
+    metrics["epochs_run"] = trainer.state.epoch
+    metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
+    runs.write_json_atomic(run_dir / "log_history.json", trainer.state.log_history)
+    save_final(trainer.model, cache, cfg, run_dir / "final", metrics)
+    runs.finish_run(run_dir, metrics, started)
+    log.info("validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
+             metrics["val_mse"], metrics["val_mse_mean_baseline"], run_dir / "final")
+    return run_dir
+
+
+def save_final(model, cache, cfg: PretrainConfig, final: Path, metrics: dict) -> Path:
+    """``final/``: encoder as an HF checkpoint, preprocessor config, seed-style model.pth."""
+    final.mkdir(parents=True, exist_ok=True)
+    model.encoder.save_pretrained(final, safe_serialization=True)
+    cache.settings.extractor().save_pretrained(final)
+    tmp = final / ".model.pth.tmp"
+    torch.save(model.state_dict(), tmp)
+    tmp.replace(final / "model.pth")
+    runs.write_json_atomic(final / "ssl_config.json", model.ssl_config())
+    runs.write_json_atomic(final / "run_config.json", cfg)
+    runs.write_json_atomic(final / "data_summary.json", cache.summary())
+    runs.write_json_atomic(final / "metrics.json", metrics)
+    return final
+
+
+def mean_spectrogram(features: np.ndarray, idx: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Mean (T, F) spectrogram over ``idx``, read in chunks so a memmap never loads whole."""
+    total = np.zeros(features.shape[1:], dtype=np.float64)
+    for start in range(0, len(idx), chunk):
+        total += features[np.sort(idx[start:start + chunk])].sum(axis=0)
+    return (total / max(len(idx), 1)).astype(np.float32)

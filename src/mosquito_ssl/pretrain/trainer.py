@@ -1,0 +1,123 @@
+"""Hugging Face ``Trainer`` set-up for AST_SSL: arguments, ``eval_mse``, callbacks, checkpoints.
+
+Used by ``pretrain.train.pretrain``; nothing here reads data or writes final artifacts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+import torch
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers.integrations import TensorBoardCallback
+
+log = logging.getLogger(__name__)
+
+# A checkpoint is complete once trainer_state.json is there: the Trainer writes it after the
+# model, optimizer, scheduler and RNG state, so a kill mid-save leaves a folder without it.
+_CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def last_complete_checkpoint(run_dir: Path) -> str | None:
+    """Newest ``checkpoint-N`` folder that holds every file a resume needs, else None."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return None
+    found = []
+    for path in run_dir.glob("checkpoint-*"):
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir() and all((path / f).exists() for f in _CHECKPOINT_FILES):
+            found.append((int(match.group(1)), path))
+    if not found:
+        return None
+    return str(max(found)[1])
+
+
+class SSLTrainer(Trainer):
+    """Reports the reconstruction loss on the validation split as ``eval_mse``.
+
+    Early stopping and best-model selection read ``eval_mse``; it is added inside the
+    evaluation loop so the logs, TensorBoard and every callback see it.
+    """
+
+    def evaluation_loop(self, *args, **kwargs):
+        output = super().evaluation_loop(*args, **kwargs)
+        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
+        loss_key = f"{prefix}_loss"
+        if loss_key in output.metrics:
+            output.metrics[f"{prefix}_mse"] = output.metrics[loss_key]
+        return output
+
+
+def collate(batch: list[dict]) -> dict:
+    # return_loss=True makes the Trainer compute the loss in evaluation although the
+    # self-supervised model takes no labels.
+    return {"input_values": torch.stack([b["input_values"] for b in batch]), "return_loss": True}
+
+
+def _precision_flags(precision: str) -> dict:
+    cuda = torch.cuda.is_available()
+    if precision == "auto":
+        if not cuda:
+            return {}
+        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+    if precision in ("fp16", "bf16") and not cuda:
+        log.warning("--precision %s needs a GPU; training in fp32", precision)
+        return {}
+    return {precision: True} if precision in ("fp16", "bf16") else {}
+
+
+def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(run_dir),
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of all steps in transformers 5
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="steps",
+        logging_steps=cfg.logging_steps,
+        save_total_limit=cfg.save_total_limit,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_mse",
+        greater_is_better=False,
+        prediction_loss_only=True,
+        dataloader_num_workers=cfg.workers,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        dataloader_persistent_workers=cfg.workers > 0,
+        seed=cfg.seed,
+        report_to="none",
+        torch_compile=cfg.compile,
+        remove_unused_columns=False,
+        label_names=[],
+        ddp_find_unused_parameters=False,
+        **_precision_flags(cfg.precision),
+    )
+
+
+def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTrainer:
+    from torch.utils.tensorboard import SummaryWriter
+
+    from ..data.features import FeatureDataset
+
+    args = training_arguments(cfg, run_dir)
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience,
+                                       early_stopping_threshold=cfg.threshold)]
+    if args.process_index == 0:
+        callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))))
+    return SSLTrainer(
+        model=model,
+        args=args,
+        train_dataset=FeatureDataset(cache, train_idx),
+        eval_dataset=FeatureDataset(cache, val_idx),
+        data_collator=collate,
+        callbacks=callbacks,
+    )

@@ -1,0 +1,160 @@
+"""Reading a results store and the run artifacts it points to; nothing here computes results.
+
+    store = load_store(Path("runs/sweep/results.sqlite"))
+    store.results   # long format, done cells only; store.cells  # every cell, done and failed
+
+The store (SQLite, WAL) is written by the benchmarks stage, possibly while we read it, so it
+is opened read-only (``mode=ro``). Artifact readers return None when a file is missing or
+unreadable: a failed or cleaned-up cell must never break a report, it only skips a plot.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import StoreError
+
+log = logging.getLogger(__name__)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+RUN_HINT = "run `mosquito-ssl benchmarks run` first"
+# Columns that describe the masking setting of an ssl cell; NULL for baselines.
+MASK_COLUMNS = ("mask_strength", "mask_kind", "loss_on")
+BASELINE_LABELS = {
+    "random": "no pretraining",
+    "handcrafted": "hand-crafted features",
+    "audioset": "AudioSet AST (supervised)",
+}
+
+
+@dataclass(frozen=True)
+class Store:
+    """A loaded results store: ``cells`` (all), ``results`` (rows of done cells only)."""
+
+    path: Path
+    cells: pd.DataFrame
+    results: pd.DataFrame
+
+    @property
+    def done(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"] == "done"]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.cells[self.cells["status"] != "done"]
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    # as_uri() percent-encodes '?' and '#' in the path, which a bare "file:" string would not.
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise StoreError(f"results store {path} does not exist: {RUN_HINT}, or pass the store's path")
+    if path.is_dir():
+        hint = path / "results.sqlite"
+        more = f" (did you mean {hint}?)" if hint.exists() else ""
+        raise StoreError(f"results store {path} is a directory, not a SQLite file{more}")
+    with path.open("rb") as fh:
+        head = fh.read(len(SQLITE_MAGIC))
+    # An empty file is what sqlite3.connect leaves behind when pointed at a wrong path.
+    if head != SQLITE_MAGIC:
+        what = "is empty" if not head else "is not a SQLite results store"
+        raise StoreError(f"{path} {what}: {RUN_HINT} to create one")
+
+
+def load_store(path: Path) -> Store:
+    """Read ``cells`` and ``results`` from a store; StoreError when there is nothing to report."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        with closing(_connect_ro(path)) as con:
+            tables = set(pd.read_sql("SELECT name FROM sqlite_master WHERE type='table'", con)["name"])
+            missing = {"cells", "results"} - tables
+            if missing:
+                raise StoreError(
+                    f"{path} has no table(s) {', '.join(sorted(missing))}: it is not a results "
+                    f"store written by the benchmarks stage; {RUN_HINT}"
+                )
+            cells = pd.read_sql("SELECT * FROM cells", con)
+            results = pd.read_sql(
+                "SELECT r.* FROM results r JOIN cells c ON r.cell_id = c.cell_id "
+                "WHERE c.status = 'done'", con)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read results store {path} ({exc}): {RUN_HINT}") from exc
+    if cells.empty:
+        raise StoreError(f"results store {path} has no cells: {RUN_HINT}")
+    if results.empty:
+        failed = cells[cells["status"] != "done"]
+        first = f"; first error: {failed['error'].iloc[0]}" if len(failed) else ""
+        raise StoreError(
+            f"results store {path} has no results from done cells ({len(failed)} failed{first}): "
+            f"fix the failure and {RUN_HINT.replace(' first', ' again')}"
+        )
+    return Store(path=path, cells=cells, results=_normalise(results))
+
+
+def _normalise(results: pd.DataFrame) -> pd.DataFrame:
+    """Nullable integer layer/seed (SQLite returns floats when NULLs are present)."""
+    out = results.copy()
+    for col in ("layer", "seed"):
+        out[col] = pd.to_numeric(out[col]).astype("Int64")
+    out["mask_strength"] = pd.to_numeric(out["mask_strength"]).astype(float)
+    return out
+
+
+def _existing(directory: str | None, name: str) -> Path | None:
+    if directory is None or (isinstance(directory, float) and pd.isna(directory)) or not directory:
+        return None
+    path = Path(directory) / name
+    return path if path.is_file() else None
+
+
+def read_confusion(run_dir: str | None, split: str = "test") -> pd.DataFrame | None:
+    """``confusion_<split>.csv`` (rows true class, columns predicted) or None when absent."""
+    path = _existing(run_dir, f"confusion_{split}.csv")
+    if path is None:
+        return None
+    try:
+        return pd.read_csv(path, index_col=0)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        log.warning("skipping unreadable %s: %s", path, exc)
+        return None
+
+
+def read_predictions(run_dir: str | None) -> pd.DataFrame | None:
+    """``predictions.csv`` (path, group, label, pred, split, prob:<class>...) or None."""
+    path = _existing(run_dir, "predictions.csv")
+    if path is None:
+        return None
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        log.warning("skipping unreadable %s: %s", path, exc)
+        return None
+    needed = {"path", "label", "pred", "split"}
+    if not needed <= set(frame.columns):
+        log.warning("skipping %s: columns %s missing", path, sorted(needed - set(frame.columns)))
+        return None
+    return frame
+
+
+def read_log_history(pretrain_dir: str | None) -> list[dict] | None:
+    """The Trainer's ``log_history.json`` (list of dicts) of a pretraining, or None."""
+    path = _existing(pretrain_dir, "log_history.json")
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable %s: %s", path, exc)
+        return None
+    return data if isinstance(data, list) else None

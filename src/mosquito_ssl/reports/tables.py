@@ -1,0 +1,192 @@
+"""Comparison tables: seeds aggregated per setting, rendered as Markdown, LaTeX and CSV.
+
+    mosquito-ssl reports build runs/sweep/results.sqlite --metric macro_f1 --percent --decimals 1
+
+Rows are settings (``mask_strength`` and whichever of ``mask_kind``/``loss_on``/``pooling``
+vary, then the baselines), columns are ``freeze`` values; one table per metric. Numbers come
+from pandas groupby; this module only selects, aggregates and formats.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..errors import ConfigError
+from .load import BASELINE_LABELS, MASK_COLUMNS
+
+# Settings that split results into different cells; if they vary but are not rows or columns
+# they are added to the rows, so that seeds are the only thing ever averaged over.
+SETTING_COLUMNS = (*MASK_COLUMNS, "pooling")
+METRIC_LABELS = {
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced accuracy",
+    "macro_f1": "Macro F1",
+    "roc_auc": "ROC AUC",
+}
+MISSING = "—"
+
+
+def metric_label(metric: str, percent: bool = False) -> str:
+    kind, _, cls = metric.partition(":")
+    label = METRIC_LABELS.get(kind, kind.replace("_", " ").capitalize())
+    label = f"{label} ({cls})" if cls else label
+    return f"{label} (%)" if percent else label
+
+
+@dataclass(frozen=True)
+class NumberFormat:
+    """How cell numbers are written: ``decimals``, ``percent`` (× 100), ``ci`` (add 95% CI)."""
+
+    decimals: int = 3
+    percent: bool = False
+    ci: bool = False
+
+
+def select(results: pd.DataFrame, split: str, metrics, probes=None, layerwise=False) -> pd.DataFrame:
+    """Rows of ``split`` and ``metrics`` (headline rows, or layer rows when ``layerwise``)."""
+    splits = sorted(results["split"].dropna().unique())
+    if split not in splits:
+        raise ConfigError(f"split {split!r} is not in the store; --split must be one of: {', '.join(splits)}")
+    frame = results[results["split"] == split]
+    available = sorted(frame["metric"].unique())
+    unknown = [m for m in metrics if m not in available]
+    if unknown:
+        raise ConfigError(
+            f"metric {', '.join(map(repr, unknown))} is not in the store for split {split!r}; "
+            f"available metrics: {', '.join(available)}"
+        )
+    frame = frame[frame["metric"].isin(list(metrics))]
+    if probes:
+        present = sorted(frame["probe"].dropna().unique())
+        bad = [p for p in probes if p not in present]
+        if bad:
+            raise ConfigError(f"probe {', '.join(bad)} not in the store; available: {', '.join(present)}")
+        frame = frame[frame["probe"].isin(list(probes))]
+    return frame[frame["layer"].notna() == layerwise].copy()
+
+
+def check_keys(results: pd.DataFrame, keys, flag: str) -> None:
+    bad = [k for k in keys if k not in results.columns or k in ("value", "cell_id")]
+    if bad:
+        cols = [c for c in results.columns if c not in ("value", "cell_id")]
+        raise ConfigError(f"{flag} {', '.join(bad)}: not a column of the store; use one of: {', '.join(cols)}")
+
+
+def row_keys(frame: pd.DataFrame, rows, columns) -> list[str]:
+    """``rows`` plus every setting column that varies in ``frame`` and is not already used."""
+    keys = list(rows)
+    for col in SETTING_COLUMNS:
+        if col not in keys and col not in columns and frame[col].dropna().nunique() > 1:
+            keys.append(col)
+    return keys
+
+
+def _value_text(value) -> str:
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
+
+
+def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
+    """Add ``setting`` (readable row label) and ``order`` (ssl settings first, then baselines)."""
+    out = frame.copy()
+    ssl = out["encoder"] == "ssl"
+
+    def ssl_label(row) -> str:
+        parts = [(k, row[k]) for k in keys if pd.notna(row[k])]
+        if len(parts) == 1:
+            return _value_text(parts[0][1])
+        return ", ".join(f"{k}={_value_text(v)}" for k, v in parts)
+
+    def other_label(row) -> str:
+        name = BASELINE_LABELS.get(row["encoder"], str(row["encoder"]))
+        extra = [_value_text(row[k]) for k in keys if k not in MASK_COLUMNS and k != "encoder"
+                 and pd.notna(row[k])]
+        return f"{name} ({', '.join(extra)})" if extra else name
+
+    out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl)]
+    # Sort ssl settings by their (numeric) key values, baselines after them in a fixed order.
+    baseline_rank = {name: i for i, name in enumerate(BASELINE_LABELS)}
+    out["order"] = np.where(ssl, -1, out["encoder"].map(baseline_rank).fillna(len(baseline_rank)))
+    return out
+
+
+def aggregate(frame: pd.DataFrame, keys) -> pd.DataFrame:
+    """Mean, std, n and t-based 95% CI of ``value`` over seeds, one row per cell of ``keys``."""
+    grouped = frame.groupby(list(keys), dropna=False, sort=False)["value"]
+    agg = grouped.agg(mean="mean", std="std", n="count").reset_index()
+    dof = (agg["n"] - 1).where(agg["n"] > 1)
+    half = stats.t.ppf(0.975, dof) * agg["std"] / np.sqrt(agg["n"])
+    agg["ci_low"] = agg["mean"] - half
+    agg["ci_high"] = agg["mean"] + half
+    return agg
+
+
+def mark_best(agg: pd.DataFrame) -> pd.DataFrame:
+    """``best`` = highest mean within each (metric, probe) table block (all metrics: higher is better)."""
+    out = agg.copy()
+    out["best"] = out["mean"] == out.groupby(["metric", "probe"])["mean"].transform("max")
+    return out
+
+
+def cell_text(row, fmt: NumberFormat, style: str = "md") -> str:
+    """One table cell, e.g. ``0.812 ± 0.021 (n=3)``; ``style`` md | latex | html | plain."""
+    scale = 100.0 if fmt.percent else 1.0
+    num = lambda v: f"{v * scale:.{fmt.decimals}f}"  # noqa: E731
+    pm = r" $\pm$ " if style == "latex" else " ± "
+    text = num(row["mean"])
+    if row["n"] > 1:
+        text += pm + num(row["std"])
+        if fmt.ci:
+            text += f" [{num(row['ci_low'])}, {num(row['ci_high'])}]"
+    if row.get("significant", False) is True:
+        text += {"latex": r"\textsuperscript{\dag}"}.get(style, "†")
+    if row.get("best", False) is True:
+        text = {"md": f"**{text}**", "latex": rf"\textbf{{{text}}}", "html": f"<b>{text}</b>"}.get(style, text)
+    return f"{text} (n={int(row['n'])})"
+
+
+def wide(agg: pd.DataFrame, columns, fmt: NumberFormat, style: str = "md") -> pd.DataFrame:
+    """Pivot one metric's cells to settings x ``columns`` with formatted text."""
+    agg = agg.copy()
+    agg["text"] = [cell_text(r, fmt, style) for _, r in agg.iterrows()]
+    for col in columns:  # a NULL column key (e.g. a baseline without freeze) still gets a column
+        agg[col] = agg[col].astype(object).where(agg[col].notna(), "n/a").map(_value_text)
+    index = ["probe", "setting"] if agg["probe"].nunique() > 1 else ["setting"]
+    ordered = agg.sort_values(["order", *[c for c in agg.columns if c.startswith("key:")]], kind="stable")
+    table = agg.pivot(index=index, columns=list(columns), values="text")
+    table = table.reindex(pd.unique(pd.MultiIndex.from_frame(ordered[index]) if len(index) > 1
+                                    else ordered[index[0]]))
+    return table.fillna(MISSING)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """GitHub Markdown table (tabulate is not a dependency; this is all we need of it)."""
+    flat = table.reset_index()
+    names = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in flat.columns]
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join(["---"] * len(names)) + "|"]
+    for _, row in flat.iterrows():
+        lines.append("| " + " | ".join(str(v).replace("|", r"\|") for v in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str, note: str) -> str:
+    """Booktabs table via ``Styler.to_latex``; cells are already LaTeX, labels get escaped."""
+    table = table.copy()
+    table.index = table.index.set_names([tex_escape(n) for n in table.index.names])
+    table.columns = table.columns.set_names([tex_escape(n) for n in table.columns.names])
+    styler = table.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
+    tex = styler.to_latex(hrules=True, caption=tex_escape(caption), label=label,
+                          position="htbp", position_float="centering", multirow_align="t")
+    note_tex = "\\par\\smallskip\n{\\footnotesize \\textit{Note.} " + tex_escape(note) + "\\par}\n"
+    return tex.replace("\\end{table}", note_tex + "\\end{table}")
