@@ -44,12 +44,16 @@ app = typer.Typer(
 
 
 def _register() -> None:
+    from .benchmarks.cli import app as benchmarks_app
     from .data.cli import app as data_app
     from .demo import demo
     from .pretrain.cli import pretrain
+    from .reports.cli import app as reports_app
 
     app.add_typer(data_app, name="data")
     app.command("pretrain")(pretrain)
+    app.add_typer(benchmarks_app, name="benchmarks")
+    app.add_typer(reports_app, name="reports")
     app.command("demo")(demo)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,7 +164,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         log.info("pretraining %s is done; skipping (use --force to redo it)", run_dir)
         return run_dir
     checkpoint = _check_run_dir(cfg, run_dir)
-    if cfg.force and run_dir.exists():
+    if cfg.force and run_dir.exists() and int(os.environ.get("RANK", "0")) == 0:
         import shutil
 
         shutil.rmtree(run_dir)
@@ -192,14 +193,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 
 def save_final(model, cache, cfg: PretrainConfig, final: Path, metrics: dict) -> Path:
-    """``final/``: encoder as an HF checkpoint, preprocessor config, seed-style model.pth."""
-    final.mkdir(parents=True, exist_ok=True)
-    model.encoder.save_pretrained(final, safe_serialization=True)
-    cache.settings.extractor().save_pretrained(final)
-    tmp = final / ".model.pth.tmp"
-    torch.save(model.state_dict(), tmp)
-    tmp.replace(final / "model.pth")
-    runs.write_json_atomic(final / "ssl_config.json", model.ssl_config())
+    """``final/``: the model's own checkpoint files plus the run's config, data summary, metrics."""
+    model.save(final, cache.settings)
     runs.write_json_atomic(final / "run_config.json", cfg)
     runs.write_json_atomic(final / "data_summary.json", cache.summary())
     runs.write_json_atomic(final / "metrics.json", metrics)

@@ -99,6 +99,10 @@ def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
         remove_unused_columns=False,
         label_names=[],
         ddp_find_unused_parameters=False,
+        # Without a GPU, accelerate only treats a torchrun launch as multi-process (gloo) when
+        # told it runs on the CPU; otherwise each process would train alone.
+        use_cpu=not torch.cuda.is_available(),
+        ddp_backend=None if torch.cuda.is_available() else "gloo",
         **_precision_flags(cfg.precision),
     )
 

@@ -37,6 +37,18 @@ def metric_label(metric: str, percent: bool = False) -> str:
     return f"{label} (%)" if percent else label
 
 
+def freeze_order(values) -> list:
+    """frozen, partial:1, partial:2, ..., full: from least to most trainable; others by name."""
+    def key(value):
+        text = str(value)
+        if text == "frozen":
+            return (0, 0, text)
+        if text.startswith("partial:") and text[8:].isdigit():
+            return (1, int(text[8:]), text)
+        return (2 if text in ("full", "none") else 3, 0, text)
+    return sorted(pd.unique(pd.Series(list(values)).dropna()), key=key)
+
+
 @dataclass(frozen=True)
 class NumberFormat:
     """How cell numbers are written: ``decimals``, ``percent`` (× 100), ``ci`` (add 95% CI)."""
@@ -107,9 +119,15 @@ def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
         return f"{name} ({', '.join(extra)})" if extra else name
 
     out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl)]
-    # Sort ssl settings by their (numeric) key values, baselines after them in a fixed order.
-    baseline_rank = {name: i for i, name in enumerate(BASELINE_LABELS)}
-    out["order"] = np.where(ssl, -1, out["encoder"].map(baseline_rank).fillna(len(baseline_rank)))
+    # Plot legends have no row header to say what "0.5" is, so they get "mask_strength=0.5".
+    out["setting_long"] = [", ".join(f"{k}={_value_text(r[k])}" for k in keys if pd.notna(r[k]))
+                           if s else lab for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"])]
+    # ssl settings first, sorted by their (numeric) key values; baselines after, in a fixed order.
+    ssl_order = out[ssl].sort_values(list(keys), kind="stable")["setting"].unique()
+    rank = {name: i for i, name in enumerate(ssl_order)}
+    baseline_rank = {name: len(rank) + i for i, name in enumerate(BASELINE_LABELS)}
+    out["order"] = np.where(ssl, out["setting"].map(rank),
+                            out["encoder"].map(baseline_rank).fillna(len(rank) + len(baseline_rank)))
     return out
 
 
@@ -131,6 +149,11 @@ def mark_best(agg: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _flag(row, key: str) -> bool:
+    value = row.get(key, False)
+    return isinstance(value, (bool, np.bool_)) and bool(value)
+
+
 def cell_text(row, fmt: NumberFormat, style: str = "md") -> str:
     """One table cell, e.g. ``0.812 ± 0.021 (n=3)``; ``style`` md | latex | html | plain."""
     scale = 100.0 if fmt.percent else 1.0
@@ -141,25 +164,32 @@ def cell_text(row, fmt: NumberFormat, style: str = "md") -> str:
         text += pm + num(row["std"])
         if fmt.ci:
             text += f" [{num(row['ci_low'])}, {num(row['ci_high'])}]"
-    if row.get("significant", False) is True:
+    if _flag(row, "significant"):
         text += {"latex": r"\textsuperscript{\dag}"}.get(style, "†")
-    if row.get("best", False) is True:
+    if _flag(row, "best"):
         text = {"md": f"**{text}**", "latex": rf"\textbf{{{text}}}", "html": f"<b>{text}</b>"}.get(style, text)
     return f"{text} (n={int(row['n'])})"
 
 
-def wide(agg: pd.DataFrame, columns, fmt: NumberFormat, style: str = "md") -> pd.DataFrame:
-    """Pivot one metric's cells to settings x ``columns`` with formatted text."""
+def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str = "md") -> pd.DataFrame:
+    """Pivot one metric's cells to settings x ``columns`` with formatted text.
+
+    ``index_keys`` (the row keys) only name the row axis, e.g. ``mask_strength``.
+    """
     agg = agg.copy()
     agg["text"] = [cell_text(r, fmt, style) for _, r in agg.iterrows()]
     for col in columns:  # a NULL column key (e.g. a baseline without freeze) still gets a column
         agg[col] = agg[col].astype(object).where(agg[col].notna(), "n/a").map(_value_text)
-    index = ["probe", "setting"] if agg["probe"].nunique() > 1 else ["setting"]
-    ordered = agg.sort_values(["order", *[c for c in agg.columns if c.startswith("key:")]], kind="stable")
+    several = agg["probe"].nunique() > 1 and "probe" not in columns
+    index = ["probe", "setting"] if several else ["setting"]
+    ordered = agg.sort_values([*index[:-1], "order", "setting"], kind="stable")
     table = agg.pivot(index=index, columns=list(columns), values="text")
     table = table.reindex(pd.unique(pd.MultiIndex.from_frame(ordered[index]) if len(index) > 1
                                     else ordered[index[0]]))
-    return table.fillna(MISSING)
+    if list(columns) == ["freeze"]:
+        table = table[freeze_order(table.columns)]
+    table.index = table.index.set_names([*index[:-1], ", ".join(index_keys)])
+    return table.fillna("---" if style == "latex" else MISSING)
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -173,7 +203,9 @@ def to_markdown(table: pd.DataFrame) -> str:
 
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        # pdflatex without extra packages cannot typeset these as Unicode
+        "†": r"\dag{}", "±": r"$\pm$", "α": r"$\alpha$", "×": r"$\times$", "—": "---"}
 
 
 def tex_escape(text: str) -> str:
@@ -183,8 +215,8 @@ def tex_escape(text: str) -> str:
 def to_latex(table: pd.DataFrame, caption: str, label: str, note: str) -> str:
     """Booktabs table via ``Styler.to_latex``; cells are already LaTeX, labels get escaped."""
     table = table.copy()
-    table.index = table.index.set_names([tex_escape(n) for n in table.index.names])
-    table.columns = table.columns.set_names([tex_escape(n) for n in table.columns.names])
+    table.index = table.index.set_names([tex_escape(n) if n else n for n in table.index.names])
+    table.columns = table.columns.set_names([tex_escape(n) if n else n for n in table.columns.names])
     styler = table.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
     tex = styler.to_latex(hrules=True, caption=tex_escape(caption), label=label,
                           position="htbp", position_float="centering", multirow_align="t")

@@ -1,0 +1,108 @@
+"""``mosquito-ssl probe``: how well does an encoder separate mosquito species?
+
+    mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny
+    mosquito-ssl probe layerwise data/synth --encoder random:tiny
+    mosquito-ssl probe mlp data/synth --encoder handcrafted
+    mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1
+
+Thin: each command builds a ``ProbeConfig`` (defaults < ``--config`` TOML ``[probe]`` < flags),
+calls ``run_probe`` and prints the run directory and the headline test metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..options import ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, SeedOpt, WindowOpt
+
+Opt = typer.Option
+app = typer.Typer(help="Probe a pretrained encoder on labelled clips (linear, layer-wise, MLP, fine-tune).",
+                  no_args_is_help=True)
+
+HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+DOCS = {
+    "linear": "Linear probe on a frozen encoder. Example: mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny",
+    "layerwise": "Linear probe on every layer, best layer chosen on val. Example: mosquito-ssl probe layerwise data/synth --encoder runs/pretrain-tiny",
+    "mlp": "MLP probe on a frozen encoder. Example: mosquito-ssl probe mlp data/synth --encoder runs/pretrain-tiny",
+    "finetune": "Fine-tune the encoder with a classification head. Example: mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1",
+}
+
+
+def _table(rows: list[dict], split: str) -> str:
+    """Headline rows (layer None) of one split as a small fixed-width table."""
+    picked = {}
+    for r in rows:
+        if r["split"] == split and r["layer"] is None and r["metric"] in HEADLINE:
+            picked.setdefault(r["probe"], {})[r["metric"]] = r["value"]
+    lines = [f"{'probe':<10}" + "".join(f"{m:>19}" for m in HEADLINE)]
+    for probe, values in picked.items():
+        lines.append(f"{probe:<10}" + "".join(f"{values.get(m, float('nan')):>19.4f}" for m in HEADLINE))
+    return "\n".join(lines)
+
+
+def _make(probe: str):
+    def command(
+        data: Annotated[Path, typer.Argument(help="Labelled clips: folder per species, manifest CSV or HumBugDB CSV.")],
+        encoder: Annotated[Optional[str], Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted.")] = None,
+        pooling: Annotated[Optional[str], Opt(help="cls, dist, cls_dist, mean (default) or cls+mean.")] = None,
+        layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
+        freeze: Annotated[Optional[str], Opt(help="finetune only: frozen, partial:K or full.")] = None,
+        folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
+        seed: SeedOpt = None,
+        label_column: Annotated[Optional[str], Opt(help="Manifest column holding the class.")] = None,
+        group_column: Annotated[Optional[str], Opt(help="Column grouping clips (recording, site): never split across train/val/test.")] = None,
+        split_column: Annotated[Optional[str], Opt(help="Column with a predefined train/val/test split.")] = None,
+        audio_dir: Annotated[Optional[Path], Opt(help="Folder holding the audio a CSV lists.")] = None,
+        layout: LayoutOpt = None,
+        window: WindowOpt = None,
+        hop: HopOpt = None,
+        lr: Annotated[Optional[float], Opt(help="finetune: encoder learning rate (1e-4).")] = None,
+        epochs: Annotated[Optional[int], Opt(help="finetune: epochs (20).")] = None,
+        batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
+        patience: Annotated[Optional[int], Opt(help="finetune: early-stopping patience in epochs (5).")] = None,
+        encoder_label: Annotated[Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")] = None,
+        out: OutOpt = None,
+        run_name: Annotated[Optional[str], Opt(help="Run directory name under --out.")] = None,
+        config: ConfigOpt = None,
+        force: ForceOpt = False,
+    ) -> None:
+        flags = dict(locals())
+        flags.pop("config")
+        from ..config import resolve
+        from .config import ProbeConfig
+        from .run import run_probe
+
+        flags["force"] = force or None
+        cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
+        result = run_probe(cfg)
+        typer.echo(f"run dir: {result.run_dir}")
+        typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))
+
+    command.__doc__ = DOCS[probe]
+    command.__name__ = probe
+    return command
+
+
+for _probe in DOCS:
+    app.command(_probe)(_make(_probe))
+
+
+@app.command("presence")
+def presence(
+    audio_dir: Annotated[Path, typer.Argument(help="Folder the metadata CSV's paths are relative to.")],
+    labels_txt: Annotated[Path, typer.Argument(help="Label file: one line of 0.1-s 0/1 cells per recording.")],
+    out_csv: Annotated[Path, typer.Argument(help="Manifest to write; clips go to its folder's clips/.")],
+    window: WindowOpt = None,
+    hop: HopOpt = None,
+    min_fraction: Annotated[float, Opt(help="Mosquito when at least this fraction of cells is 1.")] = 0.5,
+    metadata: Annotated[Optional[Path], Opt(help="CSV with path,label_row (default AUDIO_DIR/metadata.csv).")] = None,
+) -> None:
+    """Cut recordings with 0.1-s presence labels into mosquito/background clips. Example: mosquito-ssl probe presence ../shared/data/humbug_ecml_culex LABELS.txt data/culex/manifest.csv"""
+    from .presence import presence_manifest
+
+    path = presence_manifest(audio_dir, labels_txt, out_csv, window=window or 1.0, hop=hop or window or 1.0,
+                             min_fraction=min_fraction, metadata=metadata)
+    typer.echo(f"manifest: {path}")

@@ -1,0 +1,136 @@
+"""Frozen-encoder embeddings of every hidden layer and pooling, computed once, cached on disk.
+
+    mosquito-ssl probe layerwise data/synth --encoder runs/pretrain-tiny   # fills the cache
+
+Layout of one cache entry (``<MOSQUITO_SSL_CACHE or ~/.cache/mosquito-ssl>/embeddings/<key>/``)::
+
+    cls.npy  dist.npy  cls_dist.npy  mean.npy  cls+mean.npy   float32 (N, L+1, D or 2D)
+    info.json   key parts, shape, clip list
+    DONE        written last; an entry without it is recomputed
+
+Layer 0 is the embedding output (patches + CLS/distillation tokens + positions), layer i the
+output of block i, and layer L the encoder output after its final LayerNorm (what ASTModel's
+pooler reads). The key is the encoder fingerprint + feature settings + the clip list, so a
+second probe on the same encoder and data runs no forward pass (``EMBED_FORWARDS`` counts them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .. import runs
+from ..errors import DataError
+from .config import POOLINGS
+
+log = logging.getLogger(__name__)
+
+# Encoder forward batches run since import; a cache hit adds none (tests read it).
+EMBED_FORWARDS = 0
+
+
+def cache_root(cache_dir: Path | None = None) -> Path:
+    base = cache_dir or os.environ.get("MOSQUITO_SSL_CACHE") or Path.home() / ".cache" / "mosquito-ssl"
+    return Path(base).expanduser() / "embeddings"
+
+
+def clip_list_hash(items) -> str:
+    """Hash of the clips (path, offset) in order: the rows of every cached array."""
+    digest = hashlib.sha256()
+    for item in items:
+        digest.update(f"{item.path}|{float(item.offset or 0.0):.6f}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def embedding_key(fingerprint: str, cache) -> dict:
+    """Encoder weights + feature settings + feature cache (its key covers file sizes/mtimes)."""
+    return {"encoder": fingerprint, "features": runs._jsonable(cache.settings),
+            "feature_cache": Path(cache.path).name, "clips": clip_list_hash(cache.items),
+            "n": len(cache.items), "format": 1}
+
+
+def pool(hidden, last):
+    """All poolings of stacked hidden states (B, L+1, S, D) -> {pooling: (B, L+1, D|2D)}."""
+    import torch
+
+    hidden = torch.cat([hidden[:, :-1], last[:, None]], dim=1)  # layer L after the final LayerNorm
+    cls, dist, patches = hidden[:, :, 0], hidden[:, :, 1], hidden[:, :, 2:].mean(dim=2)
+    return {"cls": cls, "dist": dist, "cls_dist": (cls + dist) / 2, "mean": patches,
+            "cls+mean": torch.cat([cls, patches], dim=-1)}
+
+
+class Embeddings:
+    """A finished cache entry; ``load(pooling)`` memory-maps (N, L+1, D) float32."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.info = runs.read_json(self.folder / "info.json")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.info["shape"])
+
+    def load(self, pooling: str) -> np.ndarray:
+        return np.load(self.folder / f"{pooling}.npy", mmap_mode="r")
+
+
+def _check_entry(folder: Path, hidden: int, layers: int) -> None:
+    """A cached entry whose width differs from the encoder's is stale or foreign: say so."""
+    info = runs.read_json(folder / "info.json")
+    cached_hidden, cached_layers = info["shape"][2], info["shape"][1]
+    if cached_hidden != hidden or cached_layers != layers:
+        raise DataError(
+            f"cached embeddings in {folder} have hidden size {cached_hidden} and {cached_layers} layers "
+            f"but the encoder has hidden size {hidden} and {layers} layers: delete {folder} "
+            "(or pass --force) and rerun")
+
+
+def compute_embeddings(model, cache, fingerprint: str, batch_size: int = 32,
+                       cache_dir: Path | None = None, force: bool = False) -> Embeddings:
+    """Embeddings of every clip of ``cache`` (a FeatureCache) under the frozen ``model``."""
+    key = embedding_key(fingerprint, cache)
+    folder = cache_root(cache_dir) / runs.settings_hash(key, 20)
+    hidden, layers = model.config.hidden_size, model.config.num_hidden_layers + 1
+    if runs.is_done(folder) and not force:
+        _check_entry(folder, hidden, layers)
+        log.info("embeddings cache hit: %s", folder)
+        return Embeddings(folder)
+    if folder.exists():
+        shutil.rmtree(folder)  # unfinished or forced: start clean
+    folder.mkdir(parents=True)
+    _write_arrays(model, cache.features, folder, hidden, layers, batch_size)
+    runs.write_json_atomic(folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden],
+                                                   "poolings": list(POOLINGS)})
+    runs.mark_done(folder)
+    return Embeddings(folder)
+
+
+def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch_size: int) -> None:
+    global EMBED_FORWARDS
+    import torch
+    from tqdm.auto import tqdm
+
+    n = len(features)
+    widths = {p: 2 * hidden if p == "cls+mean" else hidden for p in POOLINGS}
+    tmp = {p: folder / f".{p}.npy.tmp" for p in POOLINGS}
+    arrays = {p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=np.float32, shape=(n, layers, widths[p]))
+              for p in POOLINGS}
+    device = next(model.parameters()).device
+    model.eval()
+    with torch.inference_mode():
+        for start in tqdm(range(0, n, batch_size), desc="embeddings", unit="batch", leave=False):
+            x = torch.from_numpy(np.array(features[start:start + batch_size])).to(device)  # copy off the memmap
+            out = model(x, output_hidden_states=True)
+            EMBED_FORWARDS += 1
+            pooled = pool(torch.stack(out.hidden_states, dim=1), out.last_hidden_state)
+            for p, value in pooled.items():
+                arrays[p][start:start + len(x)] = value.float().cpu().numpy()
+    for p, array in arrays.items():
+        array.flush()
+        del array
+        os.replace(tmp[p], folder / f"{p}.npy")  # atomic: a reader sees no half-written array

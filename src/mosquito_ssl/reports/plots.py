@@ -1,0 +1,191 @@
+"""Publication plots (seaborn, Agg backend): PNG at 200 dpi plus PDF for each figure.
+
+    mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report   # -> plots/
+
+Figures: metric vs mask_strength (95% t-CI bands, baselines dashed), layer-wise probe curves,
+row-normalised confusion matrices (best setting vs reference, summed over seeds) and
+pretraining loss curves. Each returns a ``Plot``; when its data are missing the plot is
+skipped with a reason instead (the report lists it), never an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # reports run on headless machines and in tests
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from scipy import stats  # noqa: E402
+
+from .tables import freeze_order, metric_label  # noqa: E402
+
+log = logging.getLogger(__name__)
+AXIS_LABELS = {"mask_strength": "Mask strength (× default widths)",
+               "layer": "Layer (0 = embedding output)", "epoch": "Epoch"}
+BASELINE_STYLES = ["--", ":", "-."]
+
+
+@dataclass
+class Plot:
+    """One figure: ``files`` written (PNG first), or ``skipped`` saying why not."""
+
+    name: str
+    title: str
+    files: list[Path] = field(default_factory=list)
+    skipped: str | None = None
+
+    @property
+    def png(self) -> Path | None:
+        return self.files[0] if self.files else None
+
+
+@contextmanager
+def _style():
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.4), \
+            sns.color_palette("colorblind"):
+        yield
+    plt.close("all")
+
+
+def _save(fig, out_dir: Path, name: str) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    fig.savefig(files[0], dpi=200, bbox_inches="tight")
+    fig.savefig(files[1], bbox_inches="tight")
+    plt.close(fig)
+    return files
+
+
+def t_ci(values) -> tuple[float, float]:
+    """95% t-based CI of the mean (seaborn ``errorbar`` callable); a point when n = 1."""
+    values = np.asarray(values, float)
+    mean = values.mean()
+    if len(values) < 2:
+        return mean, mean
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return mean - half, mean + half
+
+
+def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
+    """Metric vs mask_strength, one line per freeze, baselines as horizontal lines."""
+    plot = Plot(f"mask_strength_{metric.replace(':', '_')}", f"{metric_label(metric)} vs mask strength")
+    data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
+    ssl = data[data["encoder"] == "ssl"]
+    if ssl["mask_strength"].nunique() < 2:
+        plot.skipped = "fewer than two mask_strength values among pretrained (ssl) cells"
+        return plot
+    probes = sorted(ssl["probe"].unique())
+    freezes = freeze_order(data["freeze"])
+    palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes))))
+    varying = [c for c in ("mask_kind", "loss_on") if ssl[c].nunique() > 1]
+    with _style():
+        fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), sharey=True, squeeze=False)
+        for ax, probe in zip(axes[0], probes):
+            sns.lineplot(data=ssl[ssl["probe"] == probe], x="mask_strength", y="value", hue="freeze",
+                         hue_order=freezes, palette=palette, style=varying[0] if varying else None,
+                         errorbar=t_ci, err_style="band", marker="o", ax=ax, legend=False)
+            base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
+            means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
+            labels = list(dict.fromkeys(means.index.get_level_values(0)))
+            for (label, freeze), mean in means.items():
+                style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
+                ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
+            ax.set(xlabel=AXIS_LABELS["mask_strength"], ylabel=metric_label(metric, percent),
+                   title=f"probe = {probe}" if len(probes) > 1 else None)
+        handles = [Line2D([], [], color=palette[f], marker="o", label=f) for f in freezes]
+        handles += [Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
+                    for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))]
+        axes[0, -1].legend(handles=handles, title="freeze / baseline", loc="upper left",
+                           bbox_to_anchor=(1.02, 1), frameon=False)
+        if varying:
+            log.info("mask_strength plot: line style = %s", varying[0])
+        plot.files = _save(fig, out_dir, plot.name)
+    return plot
+
+
+def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
+    """Layer-wise probe curves: metric vs layer, one line per setting (and freeze)."""
+    plot = Plot(f"layerwise_{metric.replace(':', '_')}", f"Layer-wise probes: {metric_label(metric)}")
+    data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
+    if data.empty:
+        plot.skipped = "no layer-wise rows (layer NOT NULL) in the store"
+        return plot
+    data = data.assign(setting=data["setting_long"])
+    if data["freeze"].nunique() > 1:
+        data = data.assign(setting=data["setting"] + ", " + data["freeze"].astype(str))
+    order = list(data.sort_values(["order", "setting"])["setting"].unique())
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        sns.lineplot(data=data, x="layer", y="value", hue="setting", hue_order=order, errorbar=t_ci,
+                     marker="o", palette="colorblind", ax=ax)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set(xlabel=AXIS_LABELS["layer"], ylabel=metric_label(metric, percent))
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="setting", frameon=False)
+        plot.files = _save(fig, out_dir, plot.name)
+    return plot
+
+
+def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
+    """Row-normalised, annotated confusion matrices side by side (title -> summed counts)."""
+    plot = Plot("confusion", "Confusion matrices (test, summed over seeds, row-normalised)")
+    if not matrices:
+        plot.skipped = "no confusion_<split>.csv in the run directories of the best setting or the reference"
+        return plot
+    with _style():
+        n = len(matrices)
+        # One shared colour bar in its own narrow column keeps the matrices the same size.
+        fig, axes = plt.subplots(1, n + 1, figsize=(5.0 * n + 0.8, 4.8), layout="constrained",
+                                 width_ratios=[1] * n + [0.05])
+        for i, (ax, (title, counts)) in enumerate(zip(axes[:n], matrices.items())):
+            rates = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0)
+            sns.heatmap(rates, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, square=True,
+                        cbar=i == n - 1, cbar_ax=axes[n] if i == n - 1 else None,
+                        cbar_kws={"label": "Fraction of true class"}, ax=ax)
+            ax.set(xlabel="Predicted class", ylabel="True class" if i == 0 else "", title=title)
+            ax.tick_params(axis="x", rotation=30)
+            ax.tick_params(axis="y", rotation=0)
+        plot.files = _save(fig, out_dir, plot.name)
+    return plot
+
+
+def history_frame(histories: dict[str, tuple[str, list]]) -> pd.DataFrame:
+    """Long frame (pretraining, setting, epoch, curve, loss) from HF ``log_history`` lists."""
+    rows = []
+    for run, (setting, history) in histories.items():
+        for entry in history:
+            if not isinstance(entry, dict) or "epoch" not in entry:
+                continue
+            if "loss" in entry:
+                rows.append((run, setting, entry["epoch"], "train loss", entry["loss"]))
+            val = entry.get("eval_mse", entry.get("eval_loss"))
+            if val is not None:
+                rows.append((run, setting, entry["epoch"], "validation MSE", val))
+    return pd.DataFrame(rows, columns=["pretraining", "setting", "epoch", "curve", "loss"])
+
+
+def loss_plot(histories: dict[str, tuple[str, list]], out_dir: Path) -> Plot:
+    """Train loss and eval_mse per epoch, one line per pretraining, coloured by mask setting."""
+    plot = Plot("pretrain_loss", "Pretraining loss curves")
+    data = history_frame(histories)
+    if data.empty:
+        plot.skipped = "no log_history.json with loss entries in the pretrain directories"
+        return plot
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.5, 4.2))
+        sns.lineplot(data=data, x="epoch", y="loss", hue="setting", hue_order=list(data["setting"].unique()),
+                     style="curve", units="pretraining",
+                     estimator=None, palette="colorblind", ax=ax, lw=1.4)
+        if data["loss"].min() > 0 and data["loss"].max() / data["loss"].min() > 20:
+            ax.set_yscale("log")  # early epochs would otherwise flatten the rest
+        ax.set(xlabel=AXIS_LABELS["epoch"], ylabel="Reconstruction MSE (normalised log-mel)")
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+        plot.files = _save(fig, out_dir, plot.name)
+    return plot

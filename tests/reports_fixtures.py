@@ -1,0 +1,158 @@
+"""A hand-made results store (schema of DEVELOPERS.md) with fake run artifacts, for report tests.
+
+    from reports_fixtures import make_store
+    store = make_store(tmp_path)              # 2 mask strengths x 3 freeze x 3 seeds + baselines
+
+Values are known: ``value = base + small seeded noise``; tests recompute expectations from the
+``results`` table with plain pandas, independently of the report code.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CELL_COLUMNS = (
+    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling seed status error "
+    "run_dir pretrain_dir package_version git_commit torch_version transformers_version device "
+    "wall_time_s finished_at"
+).split()
+RESULT_COLUMNS = (
+    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling layer seed split "
+    "metric value"
+).split()
+SCHEMA = """
+CREATE TABLE cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, mask_strength REAL,
+  mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, seed INTEGER, status TEXT,
+  error TEXT, run_dir TEXT, pretrain_dir TEXT, package_version TEXT, git_commit TEXT,
+  torch_version TEXT, transformers_version TEXT, device TEXT, wall_time_s REAL, finished_at TEXT);
+CREATE TABLE results(cell_id TEXT, sweep TEXT, encoder TEXT, mask_strength REAL, mask_kind TEXT,
+  loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, layer INTEGER, seed INTEGER, split TEXT,
+  metric TEXT, value REAL);
+"""
+CLASSES = ("aedes", "anopheles", "culex")
+FREEZES = ("frozen", "partial:2", "full")
+BASELINES = ("random", "handcrafted", "audioset")
+METRICS = ("balanced_accuracy", "macro_f1", "accuracy")
+
+
+def base_value(encoder: str, mask_strength, freeze: str, metric: str) -> float:
+    """The noise-free value of a cell: pretraining helps, more unfreezing helps."""
+    value = {"ssl": 0.70, "random": 0.50, "handcrafted": 0.55, "audioset": 0.80}[encoder]
+    if encoder == "ssl":
+        value += 0.05 * (mask_strength or 0)
+    value += 0.03 * FREEZES.index(freeze)
+    return value - (0.02 if metric == "macro_f1" else 0.0)
+
+
+def _artifacts(run_dir: Path, value: float, rng: np.random.Generator, n_clips: int = 60) -> None:
+    """predictions.csv and confusion_test.csv whose accuracy is about ``value``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    labels = rng.choice(CLASSES, n_clips)
+    wrong = rng.random(n_clips) > value
+    preds = np.where(wrong, np.roll(labels, 1), labels)
+    preds = np.where(wrong & (preds == labels), CLASSES[0], preds)
+    frame = pd.DataFrame({"path": [f"/clips/{i}.wav" for i in range(n_clips)],
+                          "group": [f"g{i % 5}" for i in range(n_clips)],
+                          "label": labels, "pred": preds, "split": "test"})
+    for cls in CLASSES:
+        frame[f"prob:{cls}"] = np.where(preds == cls, 0.8, 0.1)
+    frame.to_csv(run_dir / "predictions.csv", index=False)
+    confusion = pd.crosstab(frame["label"], frame["pred"]).reindex(index=CLASSES, columns=CLASSES,
+                                                                    fill_value=0)
+    confusion.to_csv(run_dir / "confusion_test.csv")
+
+
+def _log_history(pretrain_dir: Path, mask_strength: float, epochs: int = 6) -> None:
+    pretrain_dir.mkdir(parents=True, exist_ok=True)
+    history = []
+    for epoch in range(1, epochs + 1):
+        loss = 1.0 / epoch + 0.1 * mask_strength
+        history.append({"epoch": float(epoch), "step": epoch * 10, "loss": loss, "learning_rate": 1e-4})
+        history.append({"epoch": float(epoch), "step": epoch * 10, "eval_mse": loss * 1.1})
+    (pretrain_dir / "log_history.json").write_text(json.dumps(history))
+
+
+def _cells(mask_strengths, seeds, probes, baselines, mask_kinds):
+    for seed in seeds:
+        for probe in probes:
+            for freeze in FREEZES:
+                for kind in mask_kinds:
+                    for ms in mask_strengths:
+                        yield dict(encoder="ssl", mask_strength=ms, mask_kind=kind, loss_on="masked",
+                                   freeze=freeze, probe=probe, seed=seed)
+                for enc in baselines:
+                    yield dict(encoder=enc, mask_strength=None, mask_kind=None, loss_on=None,
+                               freeze=freeze, probe=probe, seed=seed)
+
+
+def make_store(tmp_path: Path, mask_strengths=(0.5, 2.0), seeds=(0, 1, 2), probes=("linear",),
+               baselines=BASELINES, failed: int = 1, layerwise: bool = True, artifacts: bool = True,
+               mask_kinds=("specaugment",), name: str = "results.sqlite") -> Path:
+    """Write ``tmp_path/name`` (and run artifacts under ``tmp_path``) and return its path."""
+    rng = np.random.default_rng(1234)
+    cells, results = [], []
+    for i, cell in enumerate(_cells(mask_strengths, seeds, probes, baselines, mask_kinds)):
+        cell_id = f"c{i:03d}"
+        run_dir = tmp_path / "runs" / cell_id
+        pretrain_dir = None
+        if cell["encoder"] == "ssl":
+            pretrain_dir = tmp_path / "pretrain" / f"ms{cell['mask_strength']}-{cell['mask_kind']}-s{cell['seed']}"
+        status = "failed" if i < failed else "done"
+        row = dict(cell, cell_id=cell_id, sweep="test", pooling="mean", status=status,
+                   error="RuntimeError: out of memory" if status == "failed" else None,
+                   run_dir=str(run_dir), pretrain_dir=str(pretrain_dir) if pretrain_dir else None,
+                   package_version="0.1.0", git_commit="abc", torch_version="2.13.0",
+                   transformers_version="4.50", device="cpu", wall_time_s=1.0,
+                   finished_at="2026-01-01T00:00:00")
+        cells.append(row)
+        if status != "done":
+            continue
+        common = {k: row[k] for k in RESULT_COLUMNS if k in row}
+        for metric in METRICS:
+            value = base_value(cell["encoder"], cell["mask_strength"], cell["freeze"], metric)
+            value += rng.normal(0, 0.015)
+            results.append(dict(common, layer=None, split="test", metric=metric, value=value))
+            results.append(dict(common, layer=None, split="val", metric=metric, value=value + 0.01))
+            if layerwise and cell["freeze"] == "frozen" and cell["encoder"] in ("ssl", "random"):
+                for layer in range(5):
+                    results.append(dict(common, layer=layer, split="test", metric=metric,
+                                        value=value - 0.02 * abs(layer - 3)))
+        if artifacts:
+            _artifacts(run_dir, base_value(cell["encoder"], cell["mask_strength"], cell["freeze"],
+                                           "accuracy"), rng)
+            if pretrain_dir is not None and not (pretrain_dir / "log_history.json").exists():
+                _log_history(pretrain_dir, cell["mask_strength"])
+    return write_store(tmp_path / name, pd.DataFrame(cells), pd.DataFrame(results, columns=RESULT_COLUMNS))
+
+
+def write_store(path: Path, cells: pd.DataFrame, results: pd.DataFrame) -> Path:
+    """Create the two tables with the exact schema and insert the rows (WAL, like benchmarks)."""
+    con = sqlite3.connect(path)
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.executescript(SCHEMA)
+        cells = cells.reindex(columns=CELL_COLUMNS).astype(object).where(cells.notna(), None)
+        results = results.reindex(columns=RESULT_COLUMNS).astype(object)
+        results = results.where(results.notna(), None)
+        con.executemany(f"INSERT INTO cells VALUES ({','.join('?' * len(CELL_COLUMNS))})",
+                        cells.itertuples(index=False, name=None))
+        con.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
+                        results.itertuples(index=False, name=None))
+        con.commit()
+    finally:
+        con.close()
+    return path
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """The results table straight from SQLite (for independent expectations in tests)."""
+    con = sqlite3.connect(path)
+    try:
+        return pd.read_sql("SELECT * FROM results", con)
+    finally:
+        con.close()

@@ -1,0 +1,144 @@
+"""Feature settings, the memmap cache (reuse, read-only, keys), skips and the data CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mosquito_ssl.data import audio
+from mosquito_ssl.data.cli import app
+from mosquito_ssl.data.features import FeatureDataset, FeatureSettings, build_features, default_cache_dir
+from mosquito_ssl.data.manifest import read_dataset
+from mosquito_ssl.data.synthetic import synthesize
+from mosquito_ssl.errors import DataError
+from test_audio import make_bad_files
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("synth"), recordings_per_species=2, clips_per_recording=2)
+
+
+def test_settings_frames_and_extractor(tmp_path):
+    s = FeatureSettings()
+    assert s.max_length == 100 and FeatureSettings(clip_seconds=0.05).max_length == 16
+    fe = s.extractor()
+    assert fe.max_length == 100 and fe.num_mel_bins == 128 and fe.do_normalize
+    fe.save_pretrained(tmp_path)
+    back = FeatureSettings.from_pretrained(tmp_path)
+    assert back == s
+    assert FeatureSettings(clip_seconds=2.0).to_dict()["max_length"] == 200
+
+
+def test_shape_and_cache_reuse(synth_dir):
+    ds = read_dataset(synth_dir)
+    before = audio.DECODES
+    cache = build_features(ds, FeatureSettings(), progress=False)
+    assert audio.DECODES - before == len(ds.items) == 16
+    assert cache.features.shape == (16, 100, 128) and cache.features.dtype == np.float32
+    assert cache.labels == ds.labels and len(cache) == 16
+    assert (cache.path / "DONE").exists()
+    assert str(cache.path).startswith(str(default_cache_dir()))
+    first = np.array(cache.features)
+    again = build_features(ds, FeatureSettings(), progress=False)
+    assert audio.DECODES - before == 16  # the second call decoded nothing
+    assert again.path == cache.path and np.array_equal(np.asarray(again.features), first)
+    assert isinstance(again.features, np.memmap) and not again.features.flags.writeable
+    with pytest.raises(ValueError):
+        again.features[0, 0, 0] = 1.0
+
+
+def test_changed_setting_makes_new_key(synth_dir, tmp_path):
+    ds = read_dataset(synth_dir)
+    a = build_features(ds, FeatureSettings(), cache_dir=tmp_path, progress=False)
+    b = build_features(ds, FeatureSettings(num_mel_bins=64), cache_dir=tmp_path, progress=False)
+    c = build_features(ds, FeatureSettings(clip_seconds=0.5), cache_dir=tmp_path, progress=False)
+    assert len({a.path, b.path, c.path}) == 3
+    assert b.features.shape == (16, 100, 64) and c.features.shape == (16, 50, 128)
+
+
+def test_bad_files_are_skipped_and_reported(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    expected = make_bad_files(data)
+    ds = read_dataset(data)
+    cache = build_features(ds, progress=False)
+    summary = cache.summary()
+    assert summary["used"] == 1 and cache.features.shape[0] == 1
+    assert summary["skipped"] == {r: 1 for r in expected.values()}
+    assert {(f["path"].split("/")[-1], f["reason"]) for f in summary["skipped_files"]} == set(expected.items())
+    again = build_features(ds, progress=False)
+    assert again.summary()["skipped"] == summary["skipped"]
+
+
+def test_nothing_usable_is_a_data_error(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    (data / "x.wav").write_text("not audio")
+    with pytest.raises(DataError, match=f"{data}.*not_audio"):
+        build_features(read_dataset(data), progress=False)
+
+
+def test_feature_dataset_copies_out(synth_dir):
+    cache = build_features(read_dataset(synth_dir), progress=False)
+    fd = FeatureDataset(cache, [3, 1], label_ids=list(range(16)))
+    item = fd[0]
+    assert len(fd) == 2 and item["input_values"].shape == (100, 128)
+    assert item["input_values"].dtype == torch.float32 and int(item["labels"]) == 3
+    item["input_values"] += 1  # writable copy, memmap untouched
+    assert np.allclose(np.asarray(cache.features[3]), item["input_values"].numpy() - 1, atol=1e-5)
+
+
+def test_cli_synth_and_inspect(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "s"
+    res = runner.invoke(app, ["synth", str(out), "--species", "aedes_aegypti", "--species", "culex_pipiens",
+                              "--recordings", "2", "--clips", "2", "--seed", "3"])
+    assert res.exit_code == 0, res.output
+    assert str(out) in res.output and "8 clips" in res.output
+    res = runner.invoke(app, ["inspect", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout[res.stdout.index("{"):])
+    assert report["layout"] == "csv" and report["clips"] == 8 and report["groups"] == 4
+    assert report["classes"] == {"aedes_aegypti": 4, "culex_pipiens": 4}
+    res = runner.invoke(app, ["inspect", str(out)])
+    assert "aedes_aegypti (4)" in res.output
+
+
+def test_cli_inspect_error_is_a_user_error(tmp_path):
+    from mosquito_ssl.errors import MosquitoSSLError
+
+    res = CliRunner().invoke(app, ["inspect", str(tmp_path)])
+    assert res.exit_code != 0 and isinstance(res.exception, MosquitoSSLError)
+
+
+def test_rows_stay_aligned_when_clips_are_skipped(synth_dir, tmp_path):
+    import shutil
+
+    data = tmp_path / "mixed"
+    shutil.copytree(synth_dir / "aedes_aegypti", data)
+    make_bad_files(data)  # bad files sort between and after the good ones
+    mixed = build_features(read_dataset(data), batch_size=2, progress=False)
+    clean = build_features(read_dataset(synth_dir / "aedes_aegypti"), progress=False)
+    kept = {i.path.split("/")[-1]: row for row, i in enumerate(mixed.items)}
+    for row, item in enumerate(clean.items):
+        name = item.path.split("/")[-1]
+        assert np.allclose(mixed.features[kept[name]], clean.features[row])
+
+
+def test_windowed_clips_read_their_own_offset(tmp_path):
+    import soundfile as sf
+
+    sr = 8000
+    t = np.arange(sr) / sr
+    x = np.concatenate([0.3 * np.sin(2 * np.pi * f * t) for f in (300, 900, 2000)]).astype(np.float32)
+    sf.write(tmp_path / "long.wav", x, sr)
+    ds = read_dataset(tmp_path, window=1.0)
+    cache = build_features(ds, progress=False)
+    assert [i.offset for i in cache.items] == [0.0, 1.0, 2.0] and set(cache.groups) == {"long.wav"}
+    peaks = [int(np.asarray(cache.features[k])[10:80].mean(axis=0).argmax()) for k in range(3)]
+    assert peaks[0] < peaks[1] < peaks[2]

@@ -1,0 +1,112 @@
+"""Real subprocesses: SIGKILL at several points then --resume finishes; 2-process gloo launch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mosquito_ssl import runs
+from mosquito_ssl.pretrain.trainer import last_complete_checkpoint
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from mosquito_ssl.data.synthetic import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_quinquefasciatus"],
+                      recordings_per_species=3, clips_per_recording=3, seed=2)
+
+
+def _cmd(data, out, epochs, *extra):
+    return [sys.executable, "-m", "mosquito_ssl", "pretrain", str(data), "--out", str(out),
+            "--run-name", "r", "--preset", "tiny", "--epochs", str(epochs), "--batch-size", "4",
+            "--grad-accum", "1", "--workers", "0", "--patience", "100", "--lr", "1e-3", *extra]
+
+
+def _env():
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    return env
+
+
+def _run_until(cmd, condition, timeout=120):
+    """Start ``cmd``, SIGKILL it as soon as ``condition()`` holds; return True if it was killed."""
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    try:
+        while proc.poll() is None and time.time() < deadline:
+            if condition():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return False
+
+
+def _resume(data, out, epochs):
+    done = subprocess.run(_cmd(data, out, epochs, "--resume"), env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr
+
+
+@pytest.mark.parametrize("point", ["any_checkpoint_dir", "second_complete_checkpoint"])
+def test_sigkill_then_resume_finishes(synth, tmp_path, point):
+    epochs = 12
+    run_dir = tmp_path / "r"
+
+    def condition():
+        if point == "any_checkpoint_dir":  # possibly half-written
+            return any(run_dir.glob("checkpoint-*"))
+        ckpt = last_complete_checkpoint(run_dir)
+        return ckpt is not None and int(Path(ckpt).name.split("-")[1]) >= 10
+
+    killed = _run_until(_cmd(synth, tmp_path, epochs), condition)
+    assert killed, "the run finished before it could be killed; make it longer"
+    assert not runs.is_done(run_dir)
+    before = last_complete_checkpoint(run_dir)
+    log = _resume(synth, tmp_path, epochs)
+    assert runs.is_done(run_dir)
+    history = runs.read_json(run_dir / "log_history.json")
+    evals = [h["epoch"] for h in history if "eval_mse" in h]
+    assert evals == sorted(evals) and round(evals[-1]) == epochs
+    assert len(evals) == epochs  # no epoch evaluated twice or lost
+    if before is not None:
+        assert f"resuming from {before}" in log
+
+
+def test_kill_before_any_checkpoint_starts_fresh(synth, tmp_path):
+    run_dir = tmp_path / "r"
+    killed = _run_until(_cmd(synth, tmp_path, 3), lambda: (run_dir / "config.json").exists())
+    assert killed
+    _resume(synth, tmp_path, 3)
+    assert runs.is_done(run_dir)
+
+
+def test_two_process_gloo_launch(synth, tmp_path):
+    torchrun = shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not on PATH")
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "mosquito_ssl",
+           *_cmd(synth, tmp_path, 2)[3:]]
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "r"
+    assert runs.is_done(run_dir)
+    assert (run_dir / "final" / "model.safetensors").is_file()
+    state = runs.read_json(Path(last_complete_checkpoint(run_dir)) / "trainer_state.json")
+    # 15 training clips shared by 2 processes (8 each) at batch 4: 2 optimizer steps per epoch,
+    # where a single process would take 4
+    assert state["global_step"] == 4

@@ -1,0 +1,95 @@
+"""Embedding cache: shapes of every layer and pooling, reuse by counter, stale-width errors,
+hand-crafted features and f0 recovery."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mosquito_ssl.data.features import build_features
+from mosquito_ssl.data.manifest import read_dataset
+from mosquito_ssl.data.synthetic import synthesize
+from mosquito_ssl.errors import DataError
+from mosquito_ssl.model.encoder import encoder_fingerprint, load_encoder
+from mosquito_ssl.probe import embeddings
+from mosquito_ssl.probe.baselines import (N_HARMONICS, estimate_f0, handcrafted_features,
+                                          wingbeat_features)
+from mosquito_ssl.probe.config import POOLINGS
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_pipiens"],
+                      recordings_per_species=2, clips_per_recording=3)
+
+
+@pytest.fixture()
+def encoded(synth):
+    model, settings = load_encoder("random:tiny")
+    cache = build_features(read_dataset(synth), settings)
+    return model.eval(), cache
+
+
+def test_every_layer_and_pooling(encoded):
+    model, cache = encoded
+    emb = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
+    n, layers, hidden = len(cache), model.config.num_hidden_layers + 1, model.config.hidden_size
+    for pooling in POOLINGS:
+        arr = emb.load(pooling)
+        assert isinstance(arr, np.memmap)
+        assert arr.shape == (n, layers, 2 * hidden if pooling == "cls+mean" else hidden)
+    with torch.inference_mode():
+        out = model(torch.as_tensor(np.asarray(cache.features[:2])))
+    # The last layer's cls_dist is exactly the HF ASTModel pooler output.
+    np.testing.assert_allclose(emb.load("cls_dist")[:2, -1], out.pooler_output.numpy(), atol=1e-5)
+    np.testing.assert_allclose(emb.load("cls+mean")[:, :, :hidden], emb.load("cls"))
+    assert (emb.folder / "DONE").exists()
+
+
+def test_second_request_runs_no_forward(encoded):
+    model, cache = encoded
+    embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
+    before = embeddings.EMBED_FORWARDS
+    embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
+    assert embeddings.EMBED_FORWARDS == before
+
+
+def test_cached_width_mismatch_names_both_numbers(encoded):
+    model, cache = encoded
+    emb = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model))
+    info = json.loads((emb.folder / "info.json").read_text())
+    info["shape"][2] = 32
+    (emb.folder / "info.json").write_text(json.dumps(info))
+    with pytest.raises(DataError, match=r"hidden size 32.*hidden size 64"):
+        embeddings.compute_embeddings(model, cache, encoder_fingerprint(model))
+
+
+def test_f0_recovered_from_a_harmonic_tone():
+    sr = 16000
+    t = np.arange(sr) / sr
+    rng = np.random.default_rng(0)
+    for f0 in (310.0, 452.5, 640.0):
+        wave = sum(a * np.sin(2 * np.pi * h * f0 * t) for h, a in zip(range(1, 5), (1.0, 1.2, 0.5, 0.3)))
+        wave = wave + 0.2 * rng.normal(size=sr)
+        assert estimate_f0(wave, sr) == pytest.approx(f0, abs=1.0)
+        feats = wingbeat_features(wave, sr)
+        assert feats[2] > feats[1] > feats[3] > feats[4]  # relative harmonic amplitudes, in order
+        assert feats[1:].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_handcrafted_shape_and_cache(synth, monkeypatch):
+    from mosquito_ssl.data import audio
+
+    _, settings = load_encoder("random:tiny")
+    cache = build_features(read_dataset(synth), settings)
+    feats = handcrafted_features(cache).load("handcrafted")
+    assert feats.shape == (len(cache), 1, 2 * settings.num_mel_bins + 1 + N_HARMONICS)
+    assert np.isfinite(feats).all()
+    f0 = feats[:, 0, 2 * settings.num_mel_bins]
+    assert ((f0 > 250) & (f0 < 700)).all()  # synthetic species fly at 300-600 Hz
+    decodes = audio.DECODES
+    handcrafted_features(cache)
+    assert audio.DECODES == decodes  # cached: no waveform decoded again

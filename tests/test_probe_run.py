@@ -1,0 +1,159 @@
+"""run_probe end to end: leakage, outputs, reuse, encoders (model.pth, random, handcrafted),
+k-fold, and every bad input rejected before any encoder forward pass."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from mosquito_ssl.data.synthetic import synthesize
+from mosquito_ssl.errors import CheckpointError, ConfigError, DataError, MosquitoSSLError
+from mosquito_ssl.probe import embeddings
+from mosquito_ssl.probe.config import ProbeConfig
+from mosquito_ssl.probe.run import run_probe
+
+SPECIES = ["aedes_aegypti", "anopheles_gambiae", "culex_quinquefasciatus"]
+FAST = dict(c_grid=(0.1, 1.0))  # a short C grid keeps the suite quick; selection is tested elsewhere
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return synthesize(tmp_path_factory.mktemp("synth"), species=SPECIES,
+                      recordings_per_species=4, clips_per_recording=4)
+
+
+def _manifest(tmp_path, synth, **edits):
+    """A copy of the synthetic manifest (absolute paths) with columns edited."""
+    table = pd.read_csv(synth / "manifest.csv")
+    table["path"] = [str(synth / p) for p in table["path"]]
+    for column, values in edits.items():
+        table[column] = values(table) if callable(values) else values
+    path = tmp_path / "manifest.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_linear_probe_outputs_and_no_group_leak(synth, tmp_path):
+    result = run_probe(ProbeConfig(data=synth, encoder="random:tiny", out=tmp_path, **FAST))
+    run = result.run_dir
+    for name in ("config.json", "metadata.json", "metrics.json", "results.csv", "predictions.csv",
+                 "confusion_val.csv", "confusion_test.csv", "DONE"):
+        assert (run / name).exists(), name
+    preds = pd.read_csv(run / "predictions.csv")
+    owners = preds.groupby("group")["split"].nunique()
+    assert (owners == 1).all()  # no recording in two splits
+    rows = pd.read_csv(run / "results.csv")
+    assert list(rows.columns) == ["encoder", "freeze", "probe", "pooling", "layer", "seed", "split",
+                                  "metric", "value"]
+    assert set(rows["split"]) == {"val", "test"} and set(rows["encoder"]) == {"random"}
+    confusion = pd.read_csv(run / "confusion_test.csv", index_col=0)
+    assert list(confusion.index) == SPECIES == list(confusion.columns)
+    assert confusion.to_numpy().sum() == (preds["split"] == "test").sum()
+
+
+def test_rerun_reuses_everything(synth, tmp_path):
+    first = run_probe(ProbeConfig(data=synth, encoder="random:tiny", probe="layerwise", out=tmp_path, **FAST))
+    forwards = embeddings.EMBED_FORWARDS
+    again = run_probe(ProbeConfig(data=synth, encoder="random:tiny", probe="layerwise", out=tmp_path, **FAST))
+    pd.testing.assert_frame_equal(pd.DataFrame(again.rows), pd.DataFrame(first.rows))
+    assert embeddings.EMBED_FORWARDS == forwards
+    # another probe on the same encoder + data reads the embedding cache: no forward pass
+    run_probe(ProbeConfig(data=synth, encoder="random:tiny", probe="linear", pooling="cls", out=tmp_path, **FAST))
+    assert embeddings.EMBED_FORWARDS == forwards
+    layers = {r["layer"] for r in first.rows if r["probe"] == "layerwise"}
+    assert layers == {None, 0, 1, 2, 3}
+    assert {r["probe"] for r in first.rows} == {"layerwise", "weighted"}
+    best = [r for r in first.rows if r["metric"] == "best_layer"]
+    assert len(best) == 1 and best[0]["split"] == "val"
+
+
+def _save_ssl(folder, hidden_override=None):
+    from mosquito_ssl.model.encoder import build_encoder
+    from mosquito_ssl.model.ssl import ASTSSL
+
+    folder.mkdir(parents=True, exist_ok=True)
+    encoder = build_encoder("tiny", seed=3)
+    torch.save(ASTSSL(encoder).state_dict(), folder / "model.pth")
+    if hidden_override:
+        encoder.config.hidden_size = hidden_override
+        encoder.config.save_pretrained(folder)
+    return folder / "model.pth"
+
+
+def test_seed_style_model_pth_as_encoder(synth, tmp_path):
+    pth = _save_ssl(tmp_path / "seed")
+    result = run_probe(ProbeConfig(data=synth, encoder=str(pth), out=tmp_path / "runs", **FAST))
+    assert {r["encoder"] for r in result.rows} == {"ssl"}
+    assert result.metrics["headline"]["test"]["accuracy"] >= 0
+
+
+def test_model_pth_width_mismatch_names_both_numbers(synth, tmp_path):
+    pth = _save_ssl(tmp_path / "bad", hidden_override=32)
+    forwards = embeddings.EMBED_FORWARDS
+    with pytest.raises(CheckpointError, match=r"32.*64"):
+        run_probe(ProbeConfig(data=synth, encoder=str(pth), out=tmp_path / "runs", **FAST))
+    assert embeddings.EMBED_FORWARDS == forwards
+
+
+def test_handcrafted_and_kfold(synth, tmp_path):
+    hand = run_probe(ProbeConfig(data=synth, encoder="handcrafted", out=tmp_path, **FAST))
+    assert {(r["encoder"], r["pooling"]) for r in hand.rows} == {("handcrafted", "none")}
+    cv = run_probe(ProbeConfig(data=synth, encoder="random:tiny", folds=2, out=tmp_path, **FAST))
+    metrics = {r["metric"] for r in cv.rows}
+    assert {r["split"] for r in cv.rows} == {"cv"}
+    assert {"balanced_accuracy", "balanced_accuracy_std"} <= metrics
+    preds = pd.read_csv(cv.run_dir / "predictions.csv")
+    assert len(preds) == 48 and set(preds["fold"]) == {0, 1}
+
+
+def _bad(tmp_path, synth, **kwargs):
+    forwards = embeddings.EMBED_FORWARDS
+    with pytest.raises(MosquitoSSLError) as info:
+        run_probe(ProbeConfig(encoder="random:tiny", out=tmp_path / "runs", **kwargs))
+    assert embeddings.EMBED_FORWARDS == forwards  # rejected before any encoder forward pass
+    return str(info.value)
+
+
+def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
+    msg = _bad(tmp_path, synth, data=synth, label_column="species")
+    assert "species" in msg and "label" in msg and "group" in msg  # names it, lists columns
+    one = _manifest(tmp_path, synth, label="aedes_aegypti")
+    assert "only one class" in _bad(tmp_path, synth, data=one)
+    few = _manifest(tmp_path, synth, group=lambda t: [g if not g.startswith("culex") else
+                                                      f"culex/{i % 2}" for i, g in enumerate(t["group"])])
+    assert "culex_quinquefasciatus" in _bad(tmp_path, synth, data=few)
+    split = _manifest(tmp_path, synth, split=lambda t: ["test" if g.startswith("culex") else
+                                                        ("val" if g.endswith("rec01") else "train")
+                                                        for g in t["group"]])
+    assert "culex_quinquefasciatus" in _bad(tmp_path, synth, data=split)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for wav in sorted(synth.glob("aedes_aegypti/*.wav"))[:3]:
+        (flat / wav.name).write_bytes(wav.read_bytes())
+    assert "no labels" in _bad(tmp_path, synth, data=flat)
+    with pytest.raises(ConfigError, match="--layer 9"):
+        run_probe(ProbeConfig(data=synth, encoder="random:tiny", layer=9, out=tmp_path))
+    with pytest.raises(ConfigError, match="finetune"):
+        ProbeConfig(data=synth, freeze="full")
+
+
+def test_presence_manifest_on_real_recordings(tmp_path):
+    from conftest import shared_data
+
+    from mosquito_ssl.probe.presence import presence_manifest
+
+    root = shared_data("humbug_ecml_culex")
+    meta = pd.read_csv(root / "metadata.csv")
+    subset = meta[meta["label_row"].isin([21, 25])]  # one with mosquito, one without
+    subset.to_csv(tmp_path / "meta.csv", index=False)
+    labels = root / "culex_quinquefasciatus" / "labels" / "data_corrob_all_0or1.txt"
+    out = presence_manifest(root, labels, tmp_path / "clips" / "manifest.csv", metadata=tmp_path / "meta.csv")
+    table = pd.read_csv(out)
+    assert set(table["label"]) == {"mosquito", "background"}
+    assert set(table["group"]) == {"0021_norm", "0025_norm"}
+    assert (table[table["group"] == "0025_norm"]["label"] == "background").all()
+    assert all((out.parent / p).is_file() for p in table["path"])
+    assert json.dumps(table.columns.tolist()) == '["path", "label", "group"]'

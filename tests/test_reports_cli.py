@@ -1,0 +1,122 @@
+"""`mosquito-ssl reports build`: options reach the report, user mistakes are one line, no torch."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from reports_fixtures import make_store, write_store
+from typer.testing import CliRunner
+
+from mosquito_ssl.errors import ConfigError, MosquitoSSLError, StoreError
+from mosquito_ssl.reports.cli import app
+
+runner = CliRunner()
+
+
+def invoke_error(args: list[str]) -> tuple[type, str]:
+    """Run a failing command; return (error class, one-line message).
+
+    Through the root CLI when it imports and registers `reports` (it turns MosquitoSSLError
+    into "error: ..." and exit 1); until then through the reports sub-app, whose exception
+    the root converts the same way.
+    """
+    try:
+        from mosquito_ssl.cli import app as root
+    except ImportError:
+        root = None
+    if root is not None and any(g.name == "reports" for g in root.registered_groups):
+        result = runner.invoke(root, ["reports", *args])
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+        return MosquitoSSLError, lines[0]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert isinstance(result.exception, MosquitoSSLError), result.exception
+    message = str(result.exception)
+    assert "\n" not in message
+    return type(result.exception), message
+
+
+def test_build_prints_the_report_path(tmp_path):
+    store = make_store(tmp_path, layerwise=False, artifacts=False)
+    out = tmp_path / "rep"
+    result = runner.invoke(app, ["build", str(store), "--out", str(out), "--metric", "macro_f1",
+                                 "--metric", "accuracy", "--percent", "--decimals", "1", "--ci",
+                                 "--correction", "bh"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(out / "report.html")
+    assert sorted(p.name for p in (out / "tables").glob("*.csv")) == ["accuracy.csv", "macro_f1.csv", "stats.csv"]
+    md = (out / "tables" / "accuracy.md").read_text()
+    assert "Accuracy (%)" in md and "Benjamini-Hochberg" in md and " [" in md
+
+
+def test_default_out_dir_and_comma_lists(tmp_path):
+    store = make_store(tmp_path, probes=("linear", "mlp"), layerwise=False, artifacts=False)
+    result = runner.invoke(app, ["build", str(store), "--probe", "mlp", "--rows", "mask_strength,pooling"])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "report" / "tables" / "balanced_accuracy.md").read_text()
+    assert "mlp probe" in md and "| probe |" not in md
+
+
+def test_help_has_example():
+    result = runner.invoke(app, ["build", "--help"])
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # undo rich's box and wrapping
+    assert result.exit_code == 0 and "Example: mosquito-ssl reports build" in text
+
+
+def test_empty_store(tmp_path):
+    store = write_store(tmp_path / "results.sqlite", pd.DataFrame(), pd.DataFrame())
+    kind, message = invoke_error(["build", str(store)])
+    assert kind in (StoreError, MosquitoSSLError)
+    assert str(store) in message and "mosquito-ssl benchmarks run" in message
+
+
+def test_missing_store_and_not_sqlite(tmp_path):
+    missing = tmp_path / "nope.sqlite"
+    _, message = invoke_error(["build", str(missing)])
+    assert str(missing) in message and "does not exist" in message
+    text = tmp_path / "results.csv"
+    text.write_text("a,b\n1,2\n")
+    _, message = invoke_error(["build", str(text)])
+    assert "not a SQLite results store" in message
+    _, message = invoke_error(["build", str(tmp_path)])
+    assert "directory" in message
+
+
+def test_unknown_metric_names_available(tmp_path):
+    store = make_store(tmp_path, layerwise=False, artifacts=False)
+    kind, message = invoke_error(["build", str(store), "--metric", "f2"])
+    assert kind in (ConfigError, MosquitoSSLError)
+    assert "'f2'" in message and "balanced_accuracy" in message and "macro_f1" in message
+
+
+def test_all_failed_store(tmp_path):
+    store = make_store(tmp_path, seeds=(0,), baselines=(), failed=100, artifacts=False)
+    _, message = invoke_error(["build", str(store)])
+    assert "no results from done cells" in message and "out of memory" in message
+
+
+@pytest.mark.slow
+def test_report_build_never_imports_torch(tmp_path):
+    store = make_store(tmp_path)
+    code = textwrap.dedent(f"""
+        import sys
+        from typer.testing import CliRunner
+        from mosquito_ssl.reports.cli import app
+        result = CliRunner().invoke(app, ["build", {str(store)!r}, "--out", {str(tmp_path / 'r')!r}])
+        assert result.exit_code == 0, result.output
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers"))
+        assert not heavy, heavy
+        print("ok")
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).parent)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+    assert (tmp_path / "r" / "report.html").exists()

@@ -1,0 +1,81 @@
+"""Plots and the HTML/Markdown report: every file written, skipped plots explained, self-contained HTML."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from reports_fixtures import make_store
+
+from mosquito_ssl.reports.build import ReportConfig, build_report
+
+PLOTS = ["mask_strength_balanced_accuracy", "mask_strength_macro_f1", "layerwise_balanced_accuracy",
+         "layerwise_macro_f1", "confusion", "pretrain_loss"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plots")
+    store = make_store(root)
+    return store, build_report(ReportConfig(store=store, out=root / "report")).parent
+
+
+@pytest.mark.parametrize("name", PLOTS)
+def test_every_plot_written_png_and_pdf(report, name):
+    _, out = report
+    png, pdf = out / "plots" / f"{name}.png", out / "plots" / f"{name}.pdf"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
+
+
+def test_all_output_files(report):
+    _, out = report
+    for metric in ("balanced_accuracy", "macro_f1", "stats"):
+        for ext in ("md", "tex", "csv"):
+            assert (out / "tables" / f"{metric}.{ext}").stat().st_size > 0
+    assert (out / "report.md").exists() and (out / "report.html").exists()
+
+
+def test_html_is_self_contained(report):
+    store, out = report
+    page = (out / "report.html").read_text()
+    sources = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert len(sources) == len(PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r"https?://", page)
+    assert "<style>" in page and "<script" not in page and "<link" not in page
+    assert str(store.resolve()) in page and "44 done, 1 failed" in page and "0, 1, 2" in page
+    assert "Failed cells" in page and "out of memory" in page
+
+
+def test_markdown_report_links_plots_and_tables(report):
+    _, out = report
+    md = (out / "report.md").read_text()
+    for name in PLOTS:
+        assert f"(plots/{name}.png)" in md
+    assert "(tables/balanced_accuracy.tex)" in md and "Skipped plots" not in md
+    assert "| c000 | ssl | 0.5 | frozen | linear | 0 | RuntimeError: out of memory |" in md
+
+
+def test_missing_data_skips_plots_with_reasons(tmp_path):
+    store = make_store(tmp_path, mask_strengths=(1.0,), layerwise=False, artifacts=False, failed=0)
+    out = build_report(ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",))).parent
+    assert not list(out.glob("plots/*.png"))
+    md = (out / "report.md").read_text()
+    skipped = md.split("### Skipped plots")[1]
+    assert "fewer than two mask_strength values" in skipped
+    assert "no layer-wise rows" in skipped
+    assert "confusion_<split>.csv" in skipped
+    assert "log_history.json" in skipped
+    page = (out / "report.html").read_text()
+    assert "fewer than two mask_strength values" in page and "data:image" not in page
+    assert "Failed cells" in md and "None." in md
+
+
+def test_partly_deleted_artifacts_still_plot(tmp_path):
+    store = make_store(tmp_path, layerwise=False)
+    for path in list((tmp_path / "runs").iterdir())[::2]:
+        (path / "confusion_test.csv").unlink()
+    (next((tmp_path / "pretrain").iterdir()) / "log_history.json").write_text("not json")
+    out = build_report(ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",))).parent
+    assert (out / "plots" / "confusion.png").exists()
+    assert (out / "plots" / "pretrain_loss.png").exists()
