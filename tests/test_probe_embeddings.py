@@ -42,7 +42,7 @@ def test_every_layer_and_pooling(encoded):
         assert isinstance(arr, np.memmap)
         assert arr.shape == (n, layers, 2 * hidden if pooling == "cls+mean" else hidden)
     with torch.inference_mode():
-        out = model(torch.as_tensor(np.asarray(cache.features[:2])))
+        out = model(torch.from_numpy(np.array(cache.features[:2])))
     # The last layer's cls_dist is exactly the HF ASTModel pooler output.
     np.testing.assert_allclose(emb.load("cls_dist")[:2, -1], out.pooler_output.numpy(), atol=1e-5)
     np.testing.assert_allclose(emb.load("cls+mean")[:, :, :hidden], emb.load("cls"))

@@ -23,8 +23,8 @@ from .options import ForceOpt, SeedOpt
 log = logging.getLogger(__name__)
 
 # Small enough for 2 CPU cores in a few minutes, large enough that 8 epochs of pretraining
-# move the tiny encoder away from random init (4 species x 6 recordings x 6 clips).
-DATA = {"recordings_per_species": 6, "clips_per_recording": 6}
+# move the tiny encoder away from random init (4 species x 10 recordings x 4 clips).
+DATA = {"recordings_per_species": 10, "clips_per_recording": 4}
 DEMO_SPEC = """
 [sweep]
 name = "demo"

@@ -98,6 +98,8 @@ class ResultsStore:
                 delay = min(0.05 * 2 ** attempt, 2.0) * (1 + random.random())
                 log.debug("store locked (%s); retry %d in %.2fs", exc, attempt + 1, delay)
                 time.sleep(delay)
+            except sqlite3.IntegrityError:
+                raise  # bad rows (e.g. a repeated result row), not a bad store: the caller decides
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{self.path} is not a usable results store ({exc}): "
                                  "pass a store written by `mosquito-ssl benchmarks run`") from exc

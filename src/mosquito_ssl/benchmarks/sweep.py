@@ -120,7 +120,9 @@ def _execute(spec: SweepSpec, cell: Cell, store: ResultsStore, meta: dict, force
     base = dict(cell.columns(), **meta)
     try:
         rows, extra = run_cell(spec, cell, force, pretrained)
-    except Exception as exc:  # any failure of one cell is recorded; the sweep goes on
+        store.commit_cell(dict(base, **extra, wall_time_s=round(time.time() - started, 3),
+                               finished_at=_now()), rows)
+    except Exception as exc:  # one failing cell (incl. rows the store rejects) is recorded; go on
         error = one_line(exc)
         log.warning("cell %s failed: %s", cell.name, error)
         log.debug("traceback of %s", cell.name, exc_info=True)
@@ -130,8 +132,6 @@ def _execute(spec: SweepSpec, cell: Cell, store: ResultsStore, meta: dict, force
         summary.failed += 1
         summary.errors.append((cell.name, error))
         return
-    store.commit_cell(dict(base, **extra, wall_time_s=round(time.time() - started, 3),
-                           finished_at=_now()), rows)
     summary.ran += 1
 
 

@@ -6,6 +6,7 @@ Used by ``pretrain.train.pretrain``; nothing here reads data or writes final art
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -69,6 +70,11 @@ def _precision_flags(precision: str) -> dict:
     return {precision: True} if precision in ("fp16", "bf16") else {}
 
 
+def _ddp_backend() -> str | None:
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "gloo" if launched and not torch.cuda.is_available() else None
+
+
 def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(run_dir),
@@ -102,7 +108,7 @@ def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
         # Without a GPU, accelerate only treats a torchrun launch as multi-process (gloo) when
         # told it runs on the CPU; otherwise each process would train alone.
         use_cpu=not torch.cuda.is_available(),
-        ddp_backend=None if torch.cuda.is_available() else "gloo",
+        ddp_backend=_ddp_backend(),
         **_precision_flags(cfg.precision),
     )
 
