@@ -48,10 +48,12 @@ def _register() -> None:
     from .data.cli import app as data_app
     from .demo import demo
     from .pretrain.cli import pretrain
+    from .probe.cli import app as probe_app
     from .reports.cli import app as reports_app
 
     app.add_typer(data_app, name="data")
     app.command("pretrain")(pretrain)
+    app.add_typer(probe_app, name="probe")
     app.add_typer(benchmarks_app, name="benchmarks")
     app.add_typer(reports_app, name="reports")
     app.command("demo")(demo)
