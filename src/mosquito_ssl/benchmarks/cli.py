@@ -15,6 +15,8 @@ import typer
 
 from ..options import ForceOpt, OutOpt
 
+from .speed_cli import speed
+
 app = typer.Typer(help="Sweeps over masking and freezing settings, with a SQLite results store.",
                   no_args_is_help=True)
 
@@ -99,3 +101,6 @@ def status(
         cells = SweepSpec.load(spec, list(set_ or [])).cells()
         pending = [c for c in cells if recorded.get(c.cell_id, ("",))[0] != "done"]
         typer.echo(f"  spec {spec}: {len(cells)} cells, {len(pending)} pending (not done)")
+
+
+app.command("speed")(speed)

@@ -1,4 +1,5 @@
-"""Analytic FLOP counts of the AST encoder and both SSL decoders, and a FlopCounterMode check.
+"""FLOPs: analytic counts of the AST encoder and both SSL decoders, a FlopCounterMode check,
+and the machine's measured fp32 matmul peak (with the device helpers timing needs).
 
 Used by ``mosquito-ssl benchmarks speed`` (``benchmarks.speed``) to turn clips per second into
 an achieved FLOP rate. A multiply-add is 2 FLOPs; only matmul-like work is counted (linear
@@ -20,6 +21,8 @@ Per clip, with S tokens (2 + f_dim * t_dim), hidden H, MLP width I, L layers::
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -116,3 +119,39 @@ def measured_flops(fn) -> int:
     with flop_counter() as counter:
         fn()
     return counter.get_total_flops()
+
+
+# ---------------------------------------------------------------- the machine
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or torch.get_num_threads()
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":  # kernels are asynchronous: time only finished work
+        torch.cuda.synchronize(device)
+
+
+def peak_gflops(device: torch.device, n: int = 4096, repeats: int = 5) -> float:
+    """Best fp32 ``torch.mm`` rate of an n x n product (TF32 off: it is not fp32 work)."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    out = torch.empty(n, n, device=device)
+    best = math.inf
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for i in range(repeats + 1):
+            sync(device)
+            start = time.perf_counter()
+            torch.mm(a, b, out=out)
+            sync(device)
+            if i:  # the first product warms the allocator and the BLAS thread pool
+                best = min(best, time.perf_counter() - start)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = old_tf32
+    return 2 * n**3 / best / 1e9

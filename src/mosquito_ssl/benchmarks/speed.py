@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import os
 import resource
 import tempfile
 import time
@@ -31,24 +32,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import flops
+from .flops import sync, peak_gflops, physical_cores, pick_device
 
 SEED_FRAMES = 1024  # ASTFeatureExtractor's default max_length (10.24 s)
 DECODER_DIM = 256
-
-
-def physical_cores() -> int:
-    import psutil
-
-    return psutil.cpu_count(logical=False) or torch.get_num_threads()
-
-
-def pick_device(device: str | None = None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":  # kernels are asynchronous: time only finished work
-        torch.cuda.synchronize(device)
 
 
 def _autocast(device: torch.device):
@@ -56,26 +43,6 @@ def _autocast(device: torch.device):
         return contextlib.nullcontext()  # CPU: fp32, the precision the targets are stated in
     dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.autocast("cuda", dtype=dtype)
-
-
-def peak_gflops(device: torch.device, n: int = 4096, repeats: int = 5) -> float:
-    """Best fp32 ``torch.mm`` rate of an n x n product (TF32 off: it is not fp32 work)."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    out = torch.empty(n, n, device=device)
-    best = math.inf
-    old_tf32 = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        for i in range(repeats + 1):
-            _sync(device)
-            start = time.perf_counter()
-            torch.mm(a, b, out=out)
-            _sync(device)
-            if i:  # the first product warms the allocator and the BLAS thread pool
-                best = min(best, time.perf_counter() - start)
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    return 2 * n**3 / best / 1e9
 
 
 # ---------------------------------------------------------------- the seed-style pipeline
@@ -156,24 +123,30 @@ def time_training(model, dataset, batch: int, warmup: int, steps: int, device: t
     opt = torch.optim.AdamW(params, lr=1e-4, fused=True) if fused else torch.optim.AdamW(params, lr=1e-4)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     batches = itertools.chain.from_iterable(itertools.repeat(_loader(dataset, batch, device)))
-    shape, times = None, []
+    shape, times, phases = None, [], np.zeros(3)
     for i in range(warmup + steps):
-        _sync(device)
-        start = time.perf_counter()
+        sync(device)
+        t0 = time.perf_counter()
         x = next(batches).to(device, non_blocking=True)
         shape = tuple(x.shape)
+        t1 = time.perf_counter()  # (on CUDA the copy may still run: it overlaps the forward)
         with _autocast(device):
             loss = model(input_values=x)["loss"]
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
+        sync(device)
+        t2 = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(params, 1.0, foreach=True)  # the Trainer's max_grad_norm
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
-        _sync(device)
+        sync(device)
         if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return {"clips_per_s": batch * len(times) / sum(times), "step_s": times, "input_shape": list(shape)}
+            times.append(time.perf_counter() - t0)
+            phases += (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    return {"clips_per_s": batch * len(times) / sum(times), "best_clips_per_s": batch / min(times),
+            "step_s": times, "input_shape": list(shape),
+            "phase_s": dict(zip(("data", "forward_backward", "optimizer"), (phases / steps).tolist()))}
 
 
 def time_embedding(encoder, features: np.ndarray, batch: int, warmup: int, steps: int,
@@ -186,18 +159,18 @@ def time_embedding(encoder, features: np.ndarray, batch: int, warmup: int, steps
     with torch.inference_mode():
         for i in range(warmup + steps):
             idx = np.arange(i * batch, (i + 1) * batch) % n
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             x = torch.from_numpy(features[np.sort(idx)]).to(device, non_blocking=True)
             with _autocast(device):
                 out = encoder(x, output_hidden_states=True)
                 pooled = pool(torch.stack(out.hidden_states, dim=1), out.last_hidden_state)
             _ = {k: v.float().cpu() for k, v in pooled.items()}
-            _sync(device)
+            sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-    return {"clips_per_s": batch * len(times) / sum(times), "step_s": times,
-            "input_shape": [batch, *features.shape[1:]]}
+    return {"clips_per_s": batch * len(times) / sum(times), "best_clips_per_s": batch / min(times),
+            "step_s": times, "input_shape": [batch, *features.shape[1:]]}
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -252,6 +225,7 @@ def run_speed(preset: str = "base", batch: int = 8, steps: int = 8, seed_steps: 
         from ..data.features import FeatureDataset
 
         seed_model, ours_model = _models(preset)
+        load = os.getloadavg()[0]
         peak = peak_gflops(dev, peak_n)
         seed = time_training(seed_model, SeedClips([i.path for i in dataset.items]), batch, warmup,
                              seed_steps, dev, fused=False)
@@ -261,40 +235,45 @@ def run_speed(preset: str = "base", batch: int = 8, steps: int = 8, seed_steps: 
         embed = time_embedding(ours_model.encoder, cache.features, embed_batch, warmup, embed_steps, dev)
         ours_flops, enc_flops = flops.ssl_forward_flops(ours_model), flops.encoder_flops(
             flops.ast_shape(ours_model.encoder.config))
+        # Peak again at the end: on a shared machine the best of both is the closer to the truth.
+        peak = max(peak, peak_gflops(dev, peak_n))
         mem = memory_footprint(memory_clips, Path(tmp) / "big", batch) if memory_clips else {}
+    loads = {"load_avg_start": load, "load_avg_end": os.getloadavg()[0]}
     return _result(preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops,
-                   enc_flops, mem)
+                   enc_flops, {**loads, **mem})
 
 
 def _result(preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops, enc_flops,
-            mem) -> dict[str, Any]:
-    ours_gflops = flops.TRAIN_FACTOR * ours_flops * ours["clips_per_s"] / 1e9
-    seed_gflops = flops.TRAIN_FACTOR * seed_flops * seed["clips_per_s"] / 1e9
-    embed_gflops = enc_flops * embed["clips_per_s"] / 1e9
-    return {
-        "preset": preset, "batch": batch, "device": str(dev), "threads": threads,
-        "torch_version": torch.__version__,
-        "seed_clips_per_s": seed["clips_per_s"], "ours_clips_per_s": ours["clips_per_s"],
-        "speedup": ours["clips_per_s"] / seed["clips_per_s"],
-        "peak_gflops": peak, "ours_gflops": ours_gflops, "ours_fraction_of_peak": ours_gflops / peak,
-        "seed_gflops": seed_gflops, "seed_fraction_of_peak": seed_gflops / peak,
-        "embed_clips_per_s": embed["clips_per_s"], "embed_gflops": embed_gflops,
-        "embed_fraction_of_peak": embed_gflops / peak, "embed_batch": embed["input_shape"][0],
-        "seed_train_gflop_per_clip": flops.TRAIN_FACTOR * seed_flops / 1e9,
-        "ours_train_gflop_per_clip": flops.TRAIN_FACTOR * ours_flops / 1e9,
-        "embed_gflop_per_clip": enc_flops / 1e9,
-        "seed_input_shape": seed["input_shape"], "ours_input_shape": ours["input_shape"],
-        "embed_input_shape": embed["input_shape"],
-        "seed_step_s": seed["step_s"], "ours_step_s": ours["step_s"], "embed_step_s": embed["step_s"],
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        **mem,
-    }
+            extra) -> dict[str, Any]:
+    out = {"preset": preset, "batch": batch, "device": str(dev), "threads": threads,
+           "torch_version": torch.__version__, "peak_gflops": peak,
+           "speedup": ours["clips_per_s"] / seed["clips_per_s"],
+           # best single step: the figure least disturbed by other processes on a shared machine
+           "best_speedup": ours["best_clips_per_s"] / seed["best_clips_per_s"],
+           "embed_batch": embed["input_shape"][0]}
+    per_clip = {"seed": flops.TRAIN_FACTOR * seed_flops, "ours": flops.TRAIN_FACTOR * ours_flops,
+                "embed": enc_flops}  # training steps count 3 forwards, embedding one
+    for name, m in (("seed", seed), ("ours", ours), ("embed", embed)):
+        rate = per_clip[name] * m["clips_per_s"] / 1e9
+        out.update({f"{name}_clips_per_s": m["clips_per_s"], f"{name}_gflops": rate,
+                    f"{name}_fraction_of_peak": rate / peak,
+                    f"{name}_best_fraction_of_peak": per_clip[name] * m["best_clips_per_s"] / 1e9 / peak,
+                    f"{name}_gflop_per_clip": per_clip[name] / 1e9,
+                    f"{name}_input_shape": m["input_shape"], f"{name}_step_s": m["step_s"]})
+        if "phase_s" in m:  # mean seconds per step in data / forward+backward / clip+AdamW
+            out[f"{name}_phase_s"] = m["phase_s"]
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {**out, **extra}
 
 
 # ---------------------------------------------------------------- memory of a large cache
 def _status_mb() -> dict[str, float]:
     """Resident anonymous (private heap) and file-backed (memmap page cache) memory, MB."""
-    out = {}
+    out = {"RssAnon": 0.0, "RssFile": 0.0}
+    if not Path("/proc/self/status").is_file():  # not Linux: total RSS, unsplit
+        import psutil
+
+        return {**out, "RssAnon": psutil.Process().memory_info().rss / 2**20}
     with open("/proc/self/status") as fh:
         for line in fh:
             key, _, value = line.partition(":")
@@ -332,22 +311,3 @@ def memory_footprint(n_clips: int, folder: Path, batch: int, frames: int = 100, 
             "memory_anon_growth_mb": peak["RssAnon"] - base["RssAnon"],
             "memory_file_growth_mb": peak["RssFile"] - base["RssFile"],
             "memory_peak_anon_mb": peak["RssAnon"], "memory_peak_file_mb": peak["RssFile"]}
-
-
-def format_table(r: dict[str, Any]) -> str:
-    rows = [("seed-style training (1024 frames)", f"{r['seed_clips_per_s']:.3f} clips/s",
-             f"{r['seed_gflops']:.1f} GFLOP/s ({r['seed_fraction_of_peak']:.0%} of peak)"),
-            ("ours training (100 frames)", f"{r['ours_clips_per_s']:.3f} clips/s",
-             f"{r['ours_gflops']:.1f} GFLOP/s ({r['ours_fraction_of_peak']:.0%} of peak)"),
-            ("speedup", f"{r['speedup']:.1f}x", ""),
-            (f"embedding extraction (batch {r['embed_batch']})", f"{r['embed_clips_per_s']:.2f} clips/s",
-             f"{r['embed_gflops']:.1f} GFLOP/s ({r['embed_fraction_of_peak']:.0%} of peak)"),
-            ("fp32 matmul peak", f"{r['peak_gflops']:.1f} GFLOP/s", ""),
-            ("peak RSS", f"{r['peak_rss_mb']:.0f} MB", "")]
-    if "memory_clips" in r:
-        rows.append((f"iterate {r['memory_clips']} cached clips ({r['memory_cache_mb']:.0f} MB)",
-                     f"+{r['memory_anon_growth_mb']:.0f} MB anon",
-                     f"+{r['memory_file_growth_mb']:.0f} MB file-backed (page cache)"))
-    head = f"AST-{r['preset']}, batch {r['batch']}, {r['device']}, {r['threads']} threads, torch {r['torch_version']}"
-    width = max(len(a) for a, _, _ in rows)
-    return "\n".join([head] + [f"  {a:<{width}}  {b:>16}  {c}".rstrip() for a, b, c in rows])

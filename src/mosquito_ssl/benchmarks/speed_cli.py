@@ -8,7 +8,7 @@ Registered on the benchmarks sub-app by ``benchmarks/cli.py``: ``app.command("sp
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -32,9 +32,28 @@ def speed(
     as_json: JsonOpt = False,
 ) -> None:
     """Clips/s of seed-style vs cached-feature training, embedding rate, FLOP rate vs matmul peak. Example: mosquito-ssl benchmarks speed --preset base --batch 8 --json"""
-    from .speed import format_table, run_speed
+    from .speed import run_speed
 
     result = run_speed(preset=preset, batch=batch, steps=steps, seed_steps=seed_steps, warmup=warmup,
                        embed_batch=embed_batch, embed_steps=embed_steps, memory_clips=memory_clips,
                        device=device, peak_n=peak_size)
     typer.echo(json.dumps(result) if as_json else format_table(result))
+
+
+def format_table(r: dict[str, Any]) -> str:
+    rows = [("seed-style training (1024 frames)", f"{r['seed_clips_per_s']:.3f} clips/s",
+             f"{r['seed_gflops']:.1f} GFLOP/s ({r['seed_fraction_of_peak']:.0%} of peak)"),
+            ("ours training (100 frames)", f"{r['ours_clips_per_s']:.3f} clips/s",
+             f"{r['ours_gflops']:.1f} GFLOP/s ({r['ours_fraction_of_peak']:.0%} of peak)"),
+            ("speedup", f"{r['speedup']:.1f}x", ""),
+            (f"embedding extraction (batch {r['embed_batch']})", f"{r['embed_clips_per_s']:.2f} clips/s",
+             f"{r['embed_gflops']:.1f} GFLOP/s ({r['embed_fraction_of_peak']:.0%} of peak)"),
+            ("fp32 matmul peak", f"{r['peak_gflops']:.1f} GFLOP/s", ""),
+            ("peak RSS", f"{r['peak_rss_mb']:.0f} MB", "")]
+    if "memory_clips" in r:
+        rows.append((f"iterate {r['memory_clips']} cached clips ({r['memory_cache_mb']:.0f} MB)",
+                     f"+{r['memory_anon_growth_mb']:.0f} MB anon",
+                     f"+{r['memory_file_growth_mb']:.0f} MB file-backed (page cache)"))
+    head = f"AST-{r['preset']}, batch {r['batch']}, {r['device']}, {r['threads']} threads, torch {r['torch_version']}"
+    width = max(len(a) for a, _, _ in rows)
+    return "\n".join([head] + [f"  {a:<{width}}  {b:>16}  {c}".rstrip() for a, b, c in rows])

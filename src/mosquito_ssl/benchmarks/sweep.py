@@ -165,6 +165,8 @@ def run_sweep(spec: SweepSpec, shard: tuple[int, int] = (0, 1), force: bool = Fa
     store.set_meta("spec", json.dumps(dataclasses.asdict(spec), default=str, sort_keys=True))
     meta, pretrained = _versions(), {}
     todo = plan.todo
+    if not todo:
+        return summary
     with _progress(len(cells), summary.skipped) as bar:
         for cell in todo:
             bar.set_postfix_str(cell.name, refresh=True)
