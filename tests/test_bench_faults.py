@@ -8,9 +8,7 @@ from the checkpoint written before the kill.
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +22,7 @@ from mosquito_ssl import runs
 from mosquito_ssl.benchmarks.spec import SweepSpec
 from mosquito_ssl.benchmarks.sweep import run_sweep
 from mosquito_ssl.pretrain.trainer import last_complete_checkpoint
+from procs import cli_env, kill_when
 from test_bench_spec import write_spec
 
 pytestmark = pytest.mark.slow
@@ -40,29 +39,12 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def _start(spec: Path, log: Path) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env = cli_env()
     cmd = [sys.executable, "-m", "mosquito_ssl", "benchmarks", "run", str(spec)]
     for override in GRID:
         cmd += ["--set", override]
     with log.open("w") as fh:
         return subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
-
-
-def _kill_when(proc: subprocess.Popen, condition, timeout: float = 240) -> bool:
-    """SIGKILL ``proc`` as soon as ``condition()`` holds; True if it was killed, not finished."""
-    deadline = time.time() + timeout
-    try:
-        while proc.poll() is None and time.time() < deadline:
-            if condition():
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return False
 
 
 def _done_cells(store: Path) -> int:
@@ -90,7 +72,7 @@ def test_sigkill_at_several_points_then_the_same_command_completes(tmp_path, tin
     pretrain_dir = spec.pretrain_config(next(c for c in spec.cells() if c.encoder == "ssl")).run_dir()
 
     # 1. during pretraining, right after its first complete checkpoint
-    killed = _kill_when(_start(spec_file, tmp_path / "run1.log"),
+    killed = kill_when(_start(spec_file, tmp_path / "run1.log"),
                         lambda: last_complete_checkpoint(pretrain_dir) is not None)
     assert killed and not runs.is_done(pretrain_dir)
     checkpoint = Path(last_complete_checkpoint(pretrain_dir))
@@ -99,7 +81,7 @@ def test_sigkill_at_several_points_then_the_same_command_completes(tmp_path, tin
 
     # 2. as soon as the first cell is committed
     log2 = tmp_path / "run2.log"
-    assert _kill_when(_start(spec_file, log2), lambda: _done_cells(spec.store_path) > 0)
+    assert kill_when(_start(spec_file, log2), lambda: _done_cells(spec.store_path) > 0)
     assert f"resuming from {checkpoint}" in log2.read_text()  # continued, not restarted
     final_state = json.loads((pretrain_dir / "log_history.json").read_text())
     assert max(e.get("step", 0) for e in final_state) > step_at_kill
@@ -107,7 +89,7 @@ def test_sigkill_at_several_points_then_the_same_command_completes(tmp_path, tin
     # 3. at a random early moment (start-up, embedding, probing or writing)
     delay = random.Random(7).uniform(0.5, 6.0)
     started = time.time()
-    _kill_when(_start(spec_file, tmp_path / "run3.log"), lambda: time.time() - started > delay)
+    kill_when(_start(spec_file, tmp_path / "run3.log"), lambda: time.time() - started > delay)
 
     # 4. the same command finishes the sweep
     proc = _start(spec_file, tmp_path / "run4.log")

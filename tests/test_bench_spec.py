@@ -138,7 +138,8 @@ def test_bad_set_syntax_and_unknown_table(tmp_path, data):
 
 def test_example_configs_parse(tmp_path, data):
     configs = Path(__file__).resolve().parents[1] / "configs"
-    for path in sorted(configs.glob("*.toml")):
+    packaged = Path(__file__).resolve().parents[1] / "src" / "mosquito_ssl" / "benchmarks"
+    for path in sorted([*configs.glob("*.toml"), *packaged.glob("*.toml")]):
         overrides = {"sweep.pretrain_data": str(data), "sweep.probe_data": str(data),
                      "sweep.audioset": str(data)}
         cells = SweepSpec.load(path, overrides).cells()

@@ -40,7 +40,7 @@ def result():
             "--json"]
     out = CliRunner().invoke(_app(), args)
     assert out.exit_code == 0, out.output
-    return json.loads(out.output)
+    return json.loads(out.stdout)
 
 
 def test_required_fields_are_positive_finite_numbers(result):
@@ -102,7 +102,7 @@ def test_cli_prints_json_and_table(monkeypatch):
     app = _app()
     out = CliRunner().invoke(app, ["speed", "--preset", "tiny", "--batch", "3", "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.output)["batch"] == 3 and seen["preset"] == "tiny" and seen["batch"] == 3
+    assert json.loads(out.stdout)["batch"] == 3 and seen["preset"] == "tiny" and seen["batch"] == 3
     table = CliRunner().invoke(app, ["speed", "--preset", "tiny"])
     assert table.exit_code == 0 and "speedup" in table.output and "clips/s" in table.output
 

@@ -1,20 +1,10 @@
-"""``mosquito-ssl demo``: its spec (= configs/demo.toml), the sweep and report wiring, re-runs."""
+"""``mosquito-ssl demo``: its packaged spec, the sweep and report wiring, re-runs."""
 
 from __future__ import annotations
-
-import tomllib
-from pathlib import Path
 
 from mosquito_ssl import demo
 from mosquito_ssl.benchmarks import sweep
 from test_bench_sweep import FakeRunner
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-
-
-def test_demo_spec_is_configs_demo_toml():
-    assert tomllib.loads(demo.DEMO_SPEC) == tomllib.loads((CONFIGS / "demo.toml").read_text())
-
 
 def test_demo_grid(tmp_path):
     (tmp_path / "data").mkdir()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from mosquito_ssl import runs
 from mosquito_ssl.pretrain.trainer import last_complete_checkpoint
+from procs import cli_env, kill_when
 
 pytestmark = pytest.mark.slow
 
@@ -32,31 +30,14 @@ def _cmd(data, out, epochs, *extra):
             "--grad-accum", "1", "--workers", "0", "--patience", "100", "--lr", "1e-3", *extra]
 
 
-def _env():
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
-    return env
-
-
 def _run_until(cmd, condition, timeout=120):
-    """Start ``cmd``, SIGKILL it as soon as ``condition()`` holds; return True if it was killed."""
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + timeout
-    try:
-        while proc.poll() is None and time.time() < deadline:
-            if condition():
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return True
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return False
+    """Start ``cmd``, SIGKILL it as soon as ``condition()`` holds; True if it was killed."""
+    proc = subprocess.Popen(cmd, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return kill_when(proc, condition, timeout)
 
 
 def _resume(data, out, epochs):
-    done = subprocess.run(_cmd(data, out, epochs, "--resume"), env=_env(), capture_output=True,
+    done = subprocess.run(_cmd(data, out, epochs, "--resume"), env=cli_env(), capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stderr
@@ -101,7 +82,7 @@ def test_two_process_gloo_launch(synth, tmp_path):
         pytest.skip("torchrun not on PATH")
     cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "mosquito_ssl",
            *_cmd(synth, tmp_path, 2)[3:]]
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "r"
     assert runs.is_done(run_dir)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mosquito_ssl.data.synthetic import synthesize
-from mosquito_ssl.errors import CheckpointError, ConfigError, DataError, MosquitoSSLError
+from mosquito_ssl.errors import CheckpointError, ConfigError, MosquitoSSLError
 from mosquito_ssl.probe import embeddings
 from mosquito_ssl.probe.config import ProbeConfig
 from mosquito_ssl.probe.run import run_probe

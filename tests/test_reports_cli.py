@@ -51,7 +51,7 @@ def test_build_prints_the_report_path(tmp_path):
                                  "--metric", "accuracy", "--percent", "--decimals", "1", "--ci",
                                  "--correction", "bh"])
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == str(out / "report.html")
+    assert result.stdout.strip() == str(out / "report.html")
     assert sorted(p.name for p in (out / "tables").glob("*.csv")) == ["accuracy.csv", "macro_f1.csv", "stats.csv"]
     md = (out / "tables" / "accuracy.md").read_text()
     assert "Accuracy (%)" in md and "Benjamini-Hochberg" in md and " [" in md

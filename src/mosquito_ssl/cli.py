@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 import click
 import typer
@@ -59,10 +60,23 @@ def _register() -> None:
     app.command("demo")(demo)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to the *current* ``sys.stderr``: a stream captured once (by a test runner, say)
+    may be closed by the time a later message arrives."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose or os.environ.get("MOSQUITO_SSL_DEBUG") else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True)
+                        datefmt="%H:%M:%S", force=True, handlers=[_StderrHandler()])
     for noisy in ("urllib3", "matplotlib", "numba", "PIL", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

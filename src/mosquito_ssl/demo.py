@@ -2,17 +2,15 @@
 
     mosquito-ssl demo --out demo_out
 
-Generates the synthetic species set, runs the sweep of ``configs/demo.toml`` (tiny encoder:
+Generates the synthetic species set, runs the sweep of ``benchmarks/demo.toml`` (tiny encoder:
 2 mask strengths x 3 freezing settings x 2 seeds, plus the no-pretraining and hand-crafted
-baselines) into ``<out>/sweep/results.sqlite`` and builds the report. The spec is built here
-in code (``DEMO_SPEC``, identical to configs/demo.toml) so an installed package needs no data
-files. Re-running skips everything already done. About 2-3 minutes on 2 CPU cores.
+baselines) into ``<out>/sweep/results.sqlite`` and builds the report. Re-running skips
+everything already done.
 """
 
 from __future__ import annotations
 
 import logging
-import tomllib
 from pathlib import Path
 from typing import Annotated
 
@@ -25,39 +23,8 @@ log = logging.getLogger(__name__)
 # Small enough for 2 CPU cores in a few minutes, large enough that 8 epochs of pretraining
 # move the tiny encoder away from random init (4 species x 10 recordings x 4 clips).
 DATA = {"recordings_per_species": 10, "clips_per_recording": 4}
-DEMO_SPEC = """
-[sweep]
-name = "demo"
-out = "demo_out/sweep"
-pretrain_data = "demo_out/data"
-probe_data = "demo_out/data"
-baselines = ["handcrafted"]
-
-[grid]
-mask_strength = [0.5, 1.0]
-mask_kind = ["specaugment"]
-loss_on = ["all"]
-freeze = ["frozen", "partial:1", "full"]
-probe = ["linear", "finetune"]
-pooling = ["mean"]
-seed = [0, 1]
-
-[pretrain]
-preset = "tiny"
-epochs = 8
-batch_size = 16
-grad_accum = 1
-lr = 1e-3
-workers = 0
-patience = 100
-
-[probe]
-epochs = 4
-batch_size = 16
-lr = 1e-3
-head_lr = 3e-3
-patience = 100
-"""
+# Shipped inside the package so an installed (non-editable) package runs the demo too.
+SPEC_FILE = Path(__file__).parent / "benchmarks" / "demo.toml"
 
 
 def demo_spec(out: Path, data: Path):
@@ -66,7 +33,7 @@ def demo_spec(out: Path, data: Path):
 
     overrides = {"sweep.out": str(out / "sweep"), "sweep.pretrain_data": str(data),
                  "sweep.probe_data": str(data)}
-    return SweepSpec.load(None, overrides, raw=tomllib.loads(DEMO_SPEC))
+    return SweepSpec.load(SPEC_FILE, overrides)
 
 
 def _print_table(store: Path) -> None:
@@ -88,13 +55,10 @@ def _print_table(store: Path) -> None:
     typer.echo(table.round(3).to_string())
 
 
-def _report(store: Path, out: Path) -> Path | None:
-    """The HTML/Markdown report of the reports stage (None when that stage is not installed)."""
+def _report(store: Path, out: Path) -> Path:
+    from .reports.build import ReportConfig, build_report
+
     _print_table(store)
-    try:
-        from .reports.build import ReportConfig, build_report
-    except ImportError:
-        return None
     return build_report(ReportConfig(store=store, out=out))
 
 

@@ -1,6 +1,6 @@
 """``mosquito-ssl benchmarks``: run a sweep from a TOML spec, merge shard stores, show status.
 
-    mosquito-ssl benchmarks run configs/demo.toml --dry-run
+    mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
     mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4
     mosquito-ssl benchmarks merge runs/sweep/results.sqlite runs/sweep/results.shard-*-of-4.sqlite
     mosquito-ssl benchmarks status runs/sweep/results.sqlite
@@ -27,7 +27,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option(
 
 @app.command("run")
 def run(
-    spec: Annotated[Path, typer.Argument(help="Sweep specification (TOML), e.g. configs/demo.toml.")],
+    spec: Annotated[Path, typer.Argument(help="Sweep specification (TOML), e.g. configs/mask_strength.toml.")],
     set_: SetOpt = None,
     out: OutOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only; create nothing.")] = False,
@@ -36,7 +36,7 @@ def run(
         "--shard", help="Run shard I of N (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4; "
                         "writes results.shard-I-of-N.sqlite.")] = None,
 ) -> None:
-    """Run a sweep (skips done cells). Example: mosquito-ssl benchmarks run configs/demo.toml --dry-run"""
+    """Run a sweep (skips done cells). Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run"""
     from .plan import parse_shard
     from .spec import SweepSpec
     from .sweep import run_sweep

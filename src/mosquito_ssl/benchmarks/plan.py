@@ -1,6 +1,6 @@
 """The plan of a sweep, printed before any work: cells, shared work and an estimate of the cost.
 
-    mosquito-ssl benchmarks run configs/demo.toml --dry-run
+    mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
 
 Owns the shard partition (whole pretraining groups per shard, so no pretraining is done twice)
 and the counts: cells (done / to run), pretrainings = distinct (pretraining settings, seed),

@@ -1,6 +1,6 @@
 """Running a sweep: every cell of a spec (or of one shard), skipping done cells, sharing work.
 
-    mosquito-ssl benchmarks run configs/demo.toml --shard 0/2
+    mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --shard 0/2
 
 Owns ``run_sweep(spec, shard, force, dry_run) -> SweepSummary``. One pretraining per
 (pretraining settings, seed), resumed from its last checkpoint after a kill and reused by every

@@ -245,19 +245,44 @@ def _nothing_usable(dataset: Dataset, skipped: SkipLog) -> str:
 
 
 class FeatureDataset(torch.utils.data.Dataset):
-    """Rows ``indices`` of a feature cache as ``{"input_values": (T, F)}`` (plus ``labels`` if given)."""
+    """Rows ``indices`` of a feature cache as ``{"input_values": (T, F)}`` (plus ``labels`` if given).
+
+    A cache on disk is read row by row with ``readinto`` rather than through the memmap: pages a
+    memmap touches stay mapped and count in the process's RSS until the whole file (5 GB for
+    100k clips) looks resident, and a memmap is pickled whole into spawned DataLoader workers.
+    Only (path, offset, shape) travel to workers; each opens its own handle on first use.
+    """
 
     def __init__(self, cache: FeatureCache, indices=None, label_ids=None) -> None:
-        self.features = cache.features
+        features = cache.features
+        on_disk = isinstance(features, np.memmap) and features.filename is not None
+        self.features = None if on_disk else features  # in-memory arrays are indexed directly
+        self.file = (features.filename, features.offset) if on_disk else None
+        self.row_shape = features.shape[1:]
+        self._handle = None
         self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.label_ids = None if label_ids is None else np.asarray(label_ids, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.indices)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_handle": None}  # file handles do not cross processes
+
+    def _row(self, row: int) -> np.ndarray:
+        if self.file is None:
+            return np.array(self.features[row])
+        if self._handle is None:
+            self._handle = open(self.file[0], "rb", buffering=0)
+        out = np.empty(self.row_shape, dtype=np.float32)
+        self._handle.seek(self.file[1] + row * out.nbytes)
+        if self._handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+            raise DataError(f"{self.file[0]} is shorter than its header says: delete the cache folder")
+        return out
+
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         row = int(self.indices[i])
-        out = {"input_values": torch.from_numpy(np.array(self.features[row]))}  # copy out of the memmap
+        out = {"input_values": torch.from_numpy(self._row(row))}
         if self.label_ids is not None:
             out["labels"] = torch.tensor(self.label_ids[row])
         return out

@@ -109,9 +109,12 @@ class ASTSSL(nn.Module):
         mask = self._masks(input_values)
         recon = self.reconstruct(input_values.masked_fill(mask, 0.0))
         err = (recon - input_values) ** 2
-        if self.loss_on == "masked" and bool(mask.any()):
-            loss = err[mask].mean()
-        else:  # "all", or nothing masked (strength 0): the whole spectrogram
+        if self.loss_on == "masked":
+            # No host sync (bool(), boolean indexing) in the step: with nothing masked
+            # (strength 0) the whole spectrogram counts, as for "all".
+            n = mask.sum()
+            loss = torch.where(n > 0, (err * mask).sum() / n.clamp_min(1), err.mean())
+        else:
             loss = err.mean()
         return ASTSSLOutput(loss=loss, reconstruction=recon, mask=mask)
 

@@ -98,6 +98,10 @@ def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
         prediction_loss_only=True,
         dataloader_num_workers=cfg.workers,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # Pinned batches only overlap with compute when the host->device copy is non-blocking.
+        accelerator_config={"non_blocking": torch.cuda.is_available()},
+        # The NaN/Inf loss filter reads the loss on the host every micro-step: a device sync.
+        logging_nan_inf_filter=not torch.cuda.is_available(),
         dataloader_persistent_workers=cfg.workers > 0,
         seed=cfg.seed,
         report_to="none",
