@@ -142,10 +142,16 @@ def confusion_matrices(prep: Prepared, cfg: ReportConfig) -> dict[str, pd.DataFr
     candidates = first[~first["setting"].isin(set(head.loc[is_ref, "setting"]))]
     if candidates.empty or not is_ref.any():
         return {}
-    best = candidates.loc[candidates["mean"].idxmax()]
-    same = (head["probe"] == best["probe"]) & (head["metric"] == best["metric"])
-    for col in prep.match:
-        same &= head[col].astype(str) == str(best[col])
+    # The best setting that has a reference to compare with (same freeze, probe, pooling...):
+    # a hand-crafted baseline, say, may top the table but has no reference cell.
+    for _, best in candidates.sort_values("mean", ascending=False, kind="stable").iterrows():
+        same = (head["probe"] == best["probe"]) & (head["metric"] == best["metric"])
+        for col in prep.match:
+            same &= head[col].astype(str) == str(best[col])
+        if (same & is_ref).any():
+            break
+    else:
+        return {}
     where = ", ".join([*(str(best[c]) for c in prep.match), str(best["probe"])])
     out = {}
     for sel in (same & (head["setting"] == best["setting"]), same & is_ref):

@@ -74,6 +74,17 @@ def t_ci(values) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def bounded_t_ci(upper: float):
+    """``t_ci`` clipped to [0, upper]: every plotted metric is a rate, and with 2-3 seeds the
+    t interval alone can reach far outside it, which reads as nonsense on the axis."""
+
+    def ci(values) -> tuple[float, float]:
+        low, high = t_ci(values)
+        return max(low, 0.0), min(high, upper)
+
+    return ci
+
+
 def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
     """Metric vs mask_strength, one line per freeze, baselines as horizontal lines."""
     plot = Plot(f"mask_strength_{metric.replace(':', '_')}", f"{metric_label(metric)} vs mask strength")
@@ -91,7 +102,8 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
         for ax, probe in zip(axes[0], probes):
             sns.lineplot(data=ssl[ssl["probe"] == probe], x="mask_strength", y="value", hue="freeze",
                          hue_order=freezes, palette=palette, style=varying[0] if varying else None,
-                         errorbar=t_ci, err_style="band", marker="o", ax=ax, legend=False)
+                         errorbar=bounded_t_ci(100 if percent else 1), err_style="band", marker="o",
+                         ax=ax, legend=False)
             base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
             means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
             labels = list(dict.fromkeys(means.index.get_level_values(0)))
@@ -124,8 +136,8 @@ def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=Fals
     order = list(data.sort_values(["order", "setting"])["setting"].unique())
     with _style():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        sns.lineplot(data=data, x="layer", y="value", hue="setting", hue_order=order, errorbar=t_ci,
-                     marker="o", palette="colorblind", ax=ax)
+        sns.lineplot(data=data, x="layer", y="value", hue="setting", hue_order=order,
+                     errorbar=bounded_t_ci(100 if percent else 1), marker="o", palette="colorblind", ax=ax)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel=AXIS_LABELS["layer"], ylabel=metric_label(metric, percent))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="setting", frameon=False)
@@ -150,7 +162,7 @@ def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
                         cbar=i == n - 1, cbar_ax=axes[n] if i == n - 1 else None,
                         cbar_kws={"label": "Fraction of true class"}, ax=ax)
             ax.set(xlabel="Predicted class", ylabel="True class" if i == 0 else "", title=title)
-            ax.tick_params(axis="x", rotation=30)
+            plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
             ax.tick_params(axis="y", rotation=0)
         plot.files = _save(fig, out_dir, plot.name)
     return plot
