@@ -104,7 +104,9 @@ def _stats_table(prep, cfg, note: str, out: Path) -> TableOut:
     files.append(write_text_atomic(out / "stats.md", f"{caption}\n\n{md}\n{note}\n"))
     if len(shown):
         files.append(write_text_atomic(out / "stats.tex", tables.to_latex(tex_table, caption, "tab:stats", note)))
-    html = shown.to_html(index=False, border=0, classes="tbl") if len(shown) else "<p>No comparisons.</p>"
+    # The statistics table is wide: it scrolls inside the page instead of running off it.
+    html = (f'<div class="wide">{shown.to_html(index=False, border=0, classes="tbl")}</div>'
+            if len(shown) else "<p>No comparisons.</p>")
     return TableOut("Statistics", caption, note, md, html, files)
 
 
@@ -172,6 +174,7 @@ _HTML = """<!DOCTYPE html>
 body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 h1,h2,h3{font-weight:600} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2.2rem}
 table.tbl{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+.wide{overflow-x:auto} .wide table.tbl{font-size:.8rem}
 table.tbl th,table.tbl td{padding:.3rem .7rem;border-top:1px solid #ddd;text-align:left;vertical-align:top}
 table.tbl thead th{border-bottom:2px solid #444} .note{font-size:.85rem;color:#555;max-width:60rem}
 dl.hdr{display:grid;grid-template-columns:max-content auto;gap:.15rem 1rem} dl.hdr dt{font-weight:600}

@@ -89,10 +89,12 @@ def check_keys(results: pd.DataFrame, keys, flag: str) -> None:
 
 
 def row_keys(frame: pd.DataFrame, rows, columns) -> list[str]:
-    """``rows`` plus every setting column that varies in ``frame`` and is not already used."""
+    """``rows`` plus every setting column that varies among cells of one encoder and is not
+    already used. Within an encoder, so that the hand-crafted baseline's own pooling
+    ("none") does not label every row with the sweep's single pooling."""
     keys = list(rows)
     for col in SETTING_COLUMNS:
-        if col not in keys and col not in columns and frame[col].dropna().nunique() > 1:
+        if col not in keys and col not in columns and frame.groupby("encoder")[col].nunique().max() > 1:
             keys.append(col)
     return keys
 
