@@ -85,11 +85,8 @@ class PretrainConfig:
 
     @property
     def mask(self) -> MaskSettings:
-        return MaskSettings(
-            mask_strength=self.mask_strength, mask_kind=self.mask_kind,
-            time_width=self.time_width, freq_width=self.freq_width,
-            time_masks=self.time_masks, freq_masks=self.freq_masks,
-        )
+        # The mask fields are repeated flat here so that TOML keys and CLI flags stay flat.
+        return MaskSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(MaskSettings)})
 
     def science(self) -> dict:
         """Settings that change what is learned (not where it is written or how it is run)."""

@@ -54,14 +54,25 @@ def embedding_key(fingerprint: str, cache) -> dict:
             "n": len(cache.items), "format": 1}
 
 
+def pool_tokens(hidden) -> dict:
+    """Every pooling of token sequences (..., S, D) -> {pooling: (..., D|2D)}.
+
+    Token 0 is CLS, token 1 the distillation token, the rest patches. The fine-tuning head
+    pools with this too, so frozen probes and fine-tunes read the same representation.
+    """
+    import torch
+
+    cls, dist, patches = hidden[..., 0, :], hidden[..., 1, :], hidden[..., 2:, :].mean(dim=-2)
+    return {"cls": cls, "dist": dist, "cls_dist": (cls + dist) / 2, "mean": patches,
+            "cls+mean": torch.cat([cls, patches], dim=-1)}
+
+
 def pool(hidden, last):
     """All poolings of stacked hidden states (B, L+1, S, D) -> {pooling: (B, L+1, D|2D)}."""
     import torch
 
-    hidden = torch.cat([hidden[:, :-1], last[:, None]], dim=1)  # layer L after the final LayerNorm
-    cls, dist, patches = hidden[:, :, 0], hidden[:, :, 1], hidden[:, :, 2:].mean(dim=2)
-    return {"cls": cls, "dist": dist, "cls_dist": (cls + dist) / 2, "mean": patches,
-            "cls+mean": torch.cat([cls, patches], dim=-1)}
+    # layer L is taken after the final LayerNorm, as ASTModel's pooler reads it
+    return pool_tokens(torch.cat([hidden[:, :-1], last[:, None]], dim=1))
 
 
 class Embeddings:

@@ -21,16 +21,10 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .embeddings import pool_tokens
 from .linear import Fit, val_score
 
 log = logging.getLogger(__name__)
-
-
-def pool_tokens(hidden: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(B, S, D) encoder output -> (B, D|2D) with the same poolings as the embedding cache."""
-    cls, dist, patches = hidden[:, 0], hidden[:, 1], hidden[:, 2:].mean(dim=1)
-    return {"cls": cls, "dist": dist, "cls_dist": (cls + dist) / 2, "mean": patches,
-            "cls+mean": torch.cat([cls, patches], dim=-1)}[pooling]
 
 
 class ASTClassifier(torch.nn.Module):
@@ -48,7 +42,7 @@ class ASTClassifier(torch.nn.Module):
 
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None):
         hidden = self.encoder(input_values).last_hidden_state
-        logits = self.head(self.dropout(pool_tokens(hidden, self.pooling)))
+        logits = self.head(self.dropout(pool_tokens(hidden)[self.pooling]))
         loss = None
         if labels is not None:
             loss = torch.nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
