@@ -10,10 +10,16 @@ import numpy as np
 import torch
 
 
+def mean_spectrogram(features: np.ndarray, idx: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """Mean (T, F) spectrogram over ``idx``, read in chunks so a memmap never loads whole."""
+    total = np.zeros(features.shape[1:], dtype=np.float64)
+    for start in range(0, len(idx), chunk):
+        total += features[np.sort(idx[start:start + chunk])].sum(axis=0)
+    return (total / max(len(idx), 1)).astype(np.float32)
+
+
 @torch.no_grad()
 def baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size: int) -> dict:
-    from .train import mean_spectrogram
-
     mean = torch.from_numpy(mean_spectrogram(cache.features, np.asarray(train_idx)))
     model.eval()
     device = next(model.parameters()).device

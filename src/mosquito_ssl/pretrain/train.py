@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import runs
@@ -196,11 +195,3 @@ def save_final(model, cache, cfg: PretrainConfig, final: Path, metrics: dict) ->
     runs.write_json_atomic(final / "data_summary.json", cache.summary())
     runs.write_json_atomic(final / "metrics.json", metrics)
     return final
-
-
-def mean_spectrogram(features: np.ndarray, idx: np.ndarray, chunk: int = 1024) -> np.ndarray:
-    """Mean (T, F) spectrogram over ``idx``, read in chunks so a memmap never loads whole."""
-    total = np.zeros(features.shape[1:], dtype=np.float64)
-    for start in range(0, len(idx), chunk):
-        total += features[np.sort(idx[start:start + chunk])].sum(axis=0)
-    return (total / max(len(idx), 1)).astype(np.float32)
