@@ -16,15 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = (
-    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling seed status error "
-    "run_dir pretrain_dir package_version git_commit torch_version transformers_version device "
-    "wall_time_s finished_at"
-).split()
-RESULT_COLUMNS = (
-    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling layer seed split "
-    "metric value"
-).split()
+CELL_COLUMNS = ["cell_id", "sweep", "encoder", "mask_strength", "mask_kind", "loss_on", "freeze", "probe", "pooling", "seed", "status", "error", "run_dir", "pretrain_dir", "package_version", "git_commit", "torch_version", "transformers_version", "device", "wall_time_s", "finished_at"]
+RESULT_COLUMNS = ["cell_id", "sweep", "encoder", "mask_strength", "mask_kind", "loss_on", "freeze", "probe", "pooling", "layer", "seed", "split", "metric", "value"]
 SCHEMA = """
 CREATE TABLE cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, mask_strength REAL,
   mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, seed INTEGER, status TEXT,
@@ -56,14 +49,19 @@ def _artifacts(run_dir: Path, value: float, rng: np.random.Generator, n_clips: i
     wrong = rng.random(n_clips) > value
     preds = np.where(wrong, np.roll(labels, 1), labels)
     preds = np.where(wrong & (preds == labels), CLASSES[0], preds)
-    frame = pd.DataFrame({"path": [f"/clips/{i}.wav" for i in range(n_clips)],
-                          "group": [f"g{i % 5}" for i in range(n_clips)],
-                          "label": labels, "pred": preds, "split": "test"})
+    frame = pd.DataFrame(
+        {
+            "path": [f"/clips/{i}.wav" for i in range(n_clips)],
+            "group": [f"g{i % 5}" for i in range(n_clips)],
+            "label": labels,
+            "pred": preds,
+            "split": "test",
+        }
+    )
     for cls in CLASSES:
         frame[f"prob:{cls}"] = np.where(preds == cls, 0.8, 0.1)
     frame.to_csv(run_dir / "predictions.csv", index=False)
-    confusion = pd.crosstab(frame["label"], frame["pred"]).reindex(index=CLASSES, columns=CLASSES,
-                                                                    fill_value=0)
+    confusion = pd.crosstab(frame["label"], frame["pred"]).reindex(index=CLASSES, columns=CLASSES, fill_value=0)
     confusion.to_csv(run_dir / "confusion_test.csv")
 
 
@@ -83,16 +81,39 @@ def _cells(mask_strengths, seeds, probes, baselines, mask_kinds):
             for freeze in FREEZES:
                 for kind in mask_kinds:
                     for ms in mask_strengths:
-                        yield dict(encoder="ssl", mask_strength=ms, mask_kind=kind, loss_on="masked",
-                                   freeze=freeze, probe=probe, seed=seed)
+                        yield dict(
+                            encoder="ssl",
+                            mask_strength=ms,
+                            mask_kind=kind,
+                            loss_on="masked",
+                            freeze=freeze,
+                            probe=probe,
+                            seed=seed,
+                        )
                 for enc in baselines:
-                    yield dict(encoder=enc, mask_strength=None, mask_kind=None, loss_on=None,
-                               freeze=freeze, probe=probe, seed=seed)
+                    yield dict(
+                        encoder=enc,
+                        mask_strength=None,
+                        mask_kind=None,
+                        loss_on=None,
+                        freeze=freeze,
+                        probe=probe,
+                        seed=seed,
+                    )
 
 
-def make_store(tmp_path: Path, mask_strengths=(0.5, 2.0), seeds=(0, 1, 2), probes=("linear",),
-               baselines=BASELINES, failed: int = 1, layerwise: bool = True, artifacts: bool = True,
-               mask_kinds=("specaugment",), name: str = "results.sqlite") -> Path:
+def make_store(
+    tmp_path: Path,
+    mask_strengths=(0.5, 2.0),
+    seeds=(0, 1, 2),
+    probes=("linear",),
+    baselines=BASELINES,
+    failed: int = 1,
+    layerwise: bool = True,
+    artifacts: bool = True,
+    mask_kinds=("specaugment",),
+    name: str = "results.sqlite",
+) -> Path:
     """Write ``tmp_path/name`` (and run artifacts under ``tmp_path``) and return its path."""
     rng = np.random.default_rng(1234)
     cells, results = [], []
@@ -103,12 +124,23 @@ def make_store(tmp_path: Path, mask_strengths=(0.5, 2.0), seeds=(0, 1, 2), probe
         if cell["encoder"] == "ssl":
             pretrain_dir = tmp_path / "pretrain" / f"ms{cell['mask_strength']}-{cell['mask_kind']}-s{cell['seed']}"
         status = "failed" if i < failed else "done"
-        row = dict(cell, cell_id=cell_id, sweep="test", pooling="mean", status=status,
-                   error="RuntimeError: out of memory" if status == "failed" else None,
-                   run_dir=str(run_dir), pretrain_dir=str(pretrain_dir) if pretrain_dir else None,
-                   package_version="0.1.0", git_commit="abc", torch_version="2.13.0",
-                   transformers_version="4.50", device="cpu", wall_time_s=1.0,
-                   finished_at="2026-01-01T00:00:00")
+        row = dict(
+            cell,
+            cell_id=cell_id,
+            sweep="test",
+            pooling="mean",
+            status=status,
+            error="RuntimeError: out of memory" if status == "failed" else None,
+            run_dir=str(run_dir),
+            pretrain_dir=str(pretrain_dir) if pretrain_dir else None,
+            package_version="0.1.0",
+            git_commit="abc",
+            torch_version="2.13.0",
+            transformers_version="4.50",
+            device="cpu",
+            wall_time_s=1.0,
+            finished_at="2026-01-01T00:00:00",
+        )
         cells.append(row)
         if status != "done":
             continue
@@ -120,11 +152,11 @@ def make_store(tmp_path: Path, mask_strengths=(0.5, 2.0), seeds=(0, 1, 2), probe
             results.append(dict(common, layer=None, split="val", metric=metric, value=value + 0.01))
             if layerwise and cell["freeze"] == "frozen" and cell["encoder"] in ("ssl", "random"):
                 for layer in range(5):
-                    results.append(dict(common, layer=layer, split="test", metric=metric,
-                                        value=value - 0.02 * abs(layer - 3)))
+                    results.append(
+                        dict(common, layer=layer, split="test", metric=metric, value=value - 0.02 * abs(layer - 3))
+                    )
         if artifacts:
-            _artifacts(run_dir, base_value(cell["encoder"], cell["mask_strength"], cell["freeze"],
-                                           "accuracy"), rng)
+            _artifacts(run_dir, base_value(cell["encoder"], cell["mask_strength"], cell["freeze"], "accuracy"), rng)
             if pretrain_dir is not None and not (pretrain_dir / "log_history.json").exists():
                 _log_history(pretrain_dir, cell["mask_strength"])
     return write_store(tmp_path / name, pd.DataFrame(cells), pd.DataFrame(results, columns=RESULT_COLUMNS))
@@ -139,10 +171,13 @@ def write_store(path: Path, cells: pd.DataFrame, results: pd.DataFrame) -> Path:
         cells = cells.reindex(columns=CELL_COLUMNS).astype(object).where(cells.notna(), None)
         results = results.reindex(columns=RESULT_COLUMNS).astype(object)
         results = results.where(results.notna(), None)
-        con.executemany(f"INSERT INTO cells VALUES ({','.join('?' * len(CELL_COLUMNS))})",
-                        cells.itertuples(index=False, name=None))
-        con.executemany(f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
-                        results.itertuples(index=False, name=None))
+        con.executemany(
+            f"INSERT INTO cells VALUES ({','.join('?' * len(CELL_COLUMNS))})", cells.itertuples(index=False, name=None)
+        )
+        con.executemany(
+            f"INSERT INTO results VALUES ({','.join('?' * len(RESULT_COLUMNS))})",
+            results.itertuples(index=False, name=None),
+        )
         con.commit()
     finally:
         con.close()

@@ -59,7 +59,7 @@ def test_decodes_counter_counts_attempts(tmp_path):
     sf.write(tmp_path / "a.wav", tone(440, 16000), 16000)
     before = audio.DECODES
     audio.load_audio(tmp_path / "a.wav")
-    assert audio.DECODES == before + 1
+    assert before + 1 == audio.DECODES
 
 
 def make_bad_files(folder):

@@ -19,8 +19,13 @@ from test_bench_sweep import FakeRunner
 def data(tmp_path) -> Path:
     from mosquito_ssl.data.synthetic import synthesize
 
-    return synthesize(tmp_path / "data", recordings_per_species=3, clips_per_recording=2,
-                      species=["aedes_aegypti", "culex_quinquefasciatus"], seed=5)
+    return synthesize(
+        tmp_path / "data",
+        recordings_per_species=3,
+        clips_per_recording=2,
+        species=["aedes_aegypti", "culex_quinquefasciatus"],
+        seed=5,
+    )
 
 
 def invoke(*args):
@@ -40,8 +45,12 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, data):
 
 def test_user_mistakes_exit_1_with_one_line(tmp_path, data):
     spec = write_spec(tmp_path, data)
-    for args in (["run", spec, "--set", "grid.freeze=['half']"], ["run", tmp_path / "nope.toml"],
-                 ["run", spec, "--shard", "3/2"], ["status", tmp_path / "missing.sqlite"]):
+    for args in (
+        ["run", spec, "--set", "grid.freeze=['half']"],
+        ["run", tmp_path / "nope.toml"],
+        ["run", spec, "--shard", "3/2"],
+        ["status", tmp_path / "missing.sqlite"],
+    ):
         result = invoke("benchmarks", *args)
         assert result.exit_code == 1, result.output
         assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")

@@ -34,8 +34,13 @@ GRID = ["grid.mask_strength=[1.0]", "grid.freeze=['frozen']", "grid.seed=[0]", "
 def tiny_data(tmp_path_factory) -> Path:
     from mosquito_ssl.data.synthetic import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("synth"), recordings_per_species=3, clips_per_recording=3,
-                      species=["aedes_aegypti", "anopheles_gambiae", "culex_quinquefasciatus"], seed=4)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        recordings_per_species=3,
+        clips_per_recording=3,
+        species=["aedes_aegypti", "anopheles_gambiae", "culex_quinquefasciatus"],
+        seed=4,
+    )
 
 
 def _start(spec: Path, log: Path) -> subprocess.Popen:
@@ -72,8 +77,9 @@ def test_sigkill_at_several_points_then_the_same_command_completes(tmp_path, tin
     pretrain_dir = spec.pretrain_config(next(c for c in spec.cells() if c.encoder == "ssl")).run_dir()
 
     # 1. during pretraining, right after its first complete checkpoint
-    killed = kill_when(_start(spec_file, tmp_path / "run1.log"),
-                        lambda: last_complete_checkpoint(pretrain_dir) is not None)
+    killed = kill_when(
+        _start(spec_file, tmp_path / "run1.log"), lambda: last_complete_checkpoint(pretrain_dir) is not None
+    )
     assert killed and not runs.is_done(pretrain_dir)
     checkpoint = Path(last_complete_checkpoint(pretrain_dir))
     step_at_kill = json.loads((checkpoint / "trainer_state.json").read_text())["global_step"]

@@ -70,7 +70,8 @@ def test_grid_counts_baseline_and_combination_rule(tmp_path, data):
 
 def test_random_baseline_always_included(tmp_path, data):
     text = SPEC.replace('probe = ["linear", "finetune"]', 'probe = ["mlp"]').replace(
-        'freeze = ["frozen", "partial:1", "full"]', 'freeze = ["frozen"]')
+        'freeze = ["frozen", "partial:1", "full"]', 'freeze = ["frozen"]'
+    )
     cells = SweepSpec.load(write_spec(tmp_path, data, text)).cells()
     assert sorted({c.encoder for c in cells}) == ["random", "ssl"]
     assert sum(c.encoder == "random" for c in cells) == 2  # one per seed
@@ -95,28 +96,32 @@ def test_cell_ids_are_stable_and_change_with_settings(tmp_path, data):
 
 
 def test_overrides_change_the_grid(tmp_path, data):
-    spec = SweepSpec.load(write_spec(tmp_path, data), ["grid.seed=[0,1,2]", "grid.freeze=frozen",
-                                                      "grid.probe=linear", "pretrain.lr=0.01"])
+    spec = SweepSpec.load(
+        write_spec(tmp_path, data), ["grid.seed=[0,1,2]", "grid.freeze=frozen", "grid.probe=linear", "pretrain.lr=0.01"]
+    )
     cells = spec.cells()
     assert len(cells) == 2 * 3 + 3 and spec.pretrain["lr"] == 0.01
     assert spec.pretrain_config(cells[0]).lr == 0.01
 
 
-@pytest.mark.parametrize("override, needle", [
-    ("pretrain.epochz=3", "pretrain.epochz is not a setting"),
-    ("probe.colour=1", "probe.colour is not a setting"),
-    ("pretrain.seed=3", "use grid.seed"),
-    ("probe.freeze=full", "use grid.freeze"),
-    ("grid.freeze=['frozen', 'partial:x']", "'partial:x' is not a freeze setting"),
-    ("grid.freeze=['partial:0']", "partial:K"),
-    ("grid.probe=['svm']", "'svm' is not a probe"),
-    ("grid.masking=[1]", "grid.masking is not a grid axis"),
-    ("grid.seed=[]", "grid.seed is empty"),
-    ("sweep.pretrain_data=/no/such/folder", "sweep.pretrain_data"),
-    ("sweep.baselines=['imagenet']", "'imagenet' is not a baseline"),
-    ("sweep.baselines=['audioset']", "sweep.audioset is missing"),
-    ("grid.loss_on=['everything']", "loss-on"),
-])
+@pytest.mark.parametrize(
+    "override, needle",
+    [
+        ("pretrain.epochz=3", "pretrain.epochz is not a setting"),
+        ("probe.colour=1", "probe.colour is not a setting"),
+        ("pretrain.seed=3", "use grid.seed"),
+        ("probe.freeze=full", "use grid.freeze"),
+        ("grid.freeze=['frozen', 'partial:x']", "'partial:x' is not a freeze setting"),
+        ("grid.freeze=['partial:0']", "partial:K"),
+        ("grid.probe=['svm']", "'svm' is not a probe"),
+        ("grid.masking=[1]", "grid.masking is not a grid axis"),
+        ("grid.seed=[]", "grid.seed is empty"),
+        ("sweep.pretrain_data=/no/such/folder", "sweep.pretrain_data"),
+        ("sweep.baselines=['imagenet']", "'imagenet' is not a baseline"),
+        ("sweep.baselines=['audioset']", "sweep.audioset is missing"),
+        ("grid.loss_on=['everything']", "loss-on"),
+    ],
+)
 def test_validation_names_the_key_and_the_fix(tmp_path, data, override, needle):
     with pytest.raises(ConfigError) as err:
         SweepSpec.load(write_spec(tmp_path, data), [override])
@@ -140,7 +145,6 @@ def test_example_configs_parse(tmp_path, data):
     configs = Path(__file__).resolve().parents[1] / "configs"
     packaged = Path(__file__).resolve().parents[1] / "src" / "mosquito_ssl" / "benchmarks"
     for path in sorted([*configs.glob("*.toml"), *packaged.glob("*.toml")]):
-        overrides = {"sweep.pretrain_data": str(data), "sweep.probe_data": str(data),
-                     "sweep.audioset": str(data)}
+        overrides = {"sweep.pretrain_data": str(data), "sweep.probe_data": str(data), "sweep.audioset": str(data)}
         cells = SweepSpec.load(path, overrides).cells()
         assert any(c.encoder == "random" for c in cells), path

@@ -35,9 +35,26 @@ def _app() -> typer.Typer:
 @pytest.fixture(scope="module")
 def result():
     """One real (tiny, 1-step) run through the CLI, shared by the tests that read its JSON."""
-    args = ["speed", "--preset", "tiny", "--batch", "2", "--steps", "1", "--seed-steps", "1",
-            "--embed-batch", "4", "--embed-steps", "1", "--memory-clips", "300", "--peak-size", "256",
-            "--json"]
+    args = [
+        "speed",
+        "--preset",
+        "tiny",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--seed-steps",
+        "1",
+        "--embed-batch",
+        "4",
+        "--embed-steps",
+        "1",
+        "--memory-clips",
+        "300",
+        "--peak-size",
+        "256",
+        "--json",
+    ]
     out = CliRunner().invoke(_app(), args)
     assert out.exit_code == 0, out.output
     return json.loads(out.stdout)
@@ -120,8 +137,23 @@ def test_bad_arguments_fail_before_any_work():
         run_speed(preset="tiny", batch=0)
 
 
-FAKE = {"preset": "tiny", "batch": 2, "device": "cpu", "threads": 2, "torch_version": "x",
-        "seed_clips_per_s": 1.0, "ours_clips_per_s": 20.0, "speedup": 20.0, "seed_gflops": 1.0,
-        "seed_fraction_of_peak": 0.01, "ours_gflops": 5.0, "ours_fraction_of_peak": 0.05,
-        "embed_clips_per_s": 50.0, "embed_gflops": 2.0, "embed_fraction_of_peak": 0.02,
-        "embed_batch": 4, "peak_gflops": 100.0, "peak_rss_mb": 500.0}
+FAKE = {
+    "preset": "tiny",
+    "batch": 2,
+    "device": "cpu",
+    "threads": 2,
+    "torch_version": "x",
+    "seed_clips_per_s": 1.0,
+    "ours_clips_per_s": 20.0,
+    "speedup": 20.0,
+    "seed_gflops": 1.0,
+    "seed_fraction_of_peak": 0.01,
+    "ours_gflops": 5.0,
+    "ours_fraction_of_peak": 0.05,
+    "embed_clips_per_s": 50.0,
+    "embed_gflops": 2.0,
+    "embed_fraction_of_peak": 0.02,
+    "embed_batch": 4,
+    "peak_gflops": 100.0,
+    "peak_rss_mb": 500.0,
+}

@@ -14,15 +14,29 @@ from mosquito_ssl.errors import StoreError
 
 
 def cell(cell_id: str, **kw) -> dict:
-    base = dict(cell_id=cell_id, sweep="t", encoder="ssl", mask_strength=1.0, mask_kind="specaugment",
-                loss_on="all", freeze="frozen", probe="linear", pooling="mean", seed=0,
-                finished_at="2026-01-01T00:00:00")
+    base = dict(
+        cell_id=cell_id,
+        sweep="t",
+        encoder="ssl",
+        mask_strength=1.0,
+        mask_kind="specaugment",
+        loss_on="all",
+        freeze="frozen",
+        probe="linear",
+        pooling="mean",
+        seed=0,
+        finished_at="2026-01-01T00:00:00",
+    )
     return {**base, **kw}
 
 
 def rows(n_metrics: int = 3, value: float = 0.5, layers=(None,)) -> list[dict]:
-    return [dict(split=split, metric=f"m{k}", layer=layer, value=value, probe="linear")
-            for split in ("val", "test") for k in range(n_metrics) for layer in layers]
+    return [
+        dict(split=split, metric=f"m{k}", layer=layer, value=value, probe="linear")
+        for split in ("val", "test")
+        for k in range(n_metrics)
+        for layer in layers
+    ]
 
 
 def test_schema_matches_the_contract_and_pandas_reads_it(tmp_path):

@@ -22,8 +22,13 @@ SMALL = ["grid.mask_strength=[1.0]", "grid.freeze=['frozen']", "grid.seed=[0]"]
 def tiny_data(tmp_path_factory) -> Path:
     from mosquito_ssl.data.synthetic import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("synth"), recordings_per_species=3, clips_per_recording=3,
-                      species=["aedes_aegypti", "anopheles_gambiae", "culex_quinquefasciatus"], seed=3)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        recordings_per_species=3,
+        clips_per_recording=3,
+        species=["aedes_aegypti", "anopheles_gambiae", "culex_quinquefasciatus"],
+        seed=3,
+    )
 
 
 class FakeRunner:
@@ -37,8 +42,14 @@ class FakeRunner:
         if cell.cell_id in self.fail:
             raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
         value = 0.5 + 0.1 * cell.seed + 0.2 * (cell.encoder == "ssl")
-        return ([dict(split=s, metric=m, layer=None, value=value, probe=cell.probe) for s in ("val", "test")
-                 for m in ("accuracy", "balanced_accuracy", "macro_f1")], {"run_dir": None, "pretrain_dir": None})
+        return (
+            [
+                dict(split=s, metric=m, layer=None, value=value, probe=cell.probe)
+                for s in ("val", "test")
+                for m in ("accuracy", "balanced_accuracy", "macro_f1")
+            ],
+            {"run_dir": None, "pretrain_dir": None},
+        )
 
 
 def test_real_sweep_shares_pretraining_and_skips_done_cells(tmp_path, tiny_data, monkeypatch):
@@ -109,8 +120,9 @@ def test_shards_partition_cells_by_pretraining(tmp_path, tiny_data):
         ids = [c.cell_id for s in shards for c in s]
         assert sorted(ids) == sorted(c.cell_id for c in cells)  # every cell in exactly one shard
         shuffled = random.Random(n).sample(cells, len(cells))  # deterministic, order-independent
-        assert [{c.cell_id for c in s} for s in shards] == \
-            [{c.cell_id for c in select_shard(shuffled, (i, n))} for i in range(n)]
+        assert [{c.cell_id for c in s} for s in shards] == [
+            {c.cell_id for c in select_shard(shuffled, (i, n))} for i in range(n)
+        ]
         owner = {c.group: i for i, s in enumerate(shards) for c in s}
         assert all(owner[c.group] == i for i, s in enumerate(shards) for c in s)  # groups not split
     assert all(len(select_shard(cells, (i, 3))) > 0 for i in range(3))

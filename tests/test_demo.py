@@ -6,6 +6,7 @@ from mosquito_ssl import demo
 from mosquito_ssl.benchmarks import sweep
 from test_bench_sweep import FakeRunner
 
+
 def test_demo_grid(tmp_path):
     (tmp_path / "data").mkdir()
     cells = demo.demo_spec(tmp_path, tmp_path / "data").cells()

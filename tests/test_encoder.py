@@ -12,8 +12,16 @@ from transformers import ASTFeatureExtractor, ASTForAudioClassification, ASTMode
 
 from mosquito_ssl.data.features import FeatureSettings
 from mosquito_ssl.errors import CheckpointError, ConfigError
-from mosquito_ssl.model.encoder import (PRESETS, apply_freeze, build_encoder, encoder_fingerprint,
-                                        load_encoder, parse_freeze, patch_grid, preset_config)
+from mosquito_ssl.model.encoder import (
+    PRESETS,
+    apply_freeze,
+    build_encoder,
+    encoder_fingerprint,
+    load_encoder,
+    parse_freeze,
+    patch_grid,
+    preset_config,
+)
 from mosquito_ssl.model.ssl import ASTSSL
 
 ONE_S, TWO_S, THREE_S = FeatureSettings(), FeatureSettings(clip_seconds=2.0), FeatureSettings(clip_seconds=3.0)
@@ -69,7 +77,11 @@ def test_presets_shapes_and_heads():
 
 
 def test_seeded_random_init_is_deterministic():
-    a, b, c = build_encoder("tiny", ONE_S, seed=3), build_encoder("tiny", ONE_S, seed=3), build_encoder("tiny", ONE_S, seed=4)
+    a, b, c = (
+        build_encoder("tiny", ONE_S, seed=3),
+        build_encoder("tiny", ONE_S, seed=3),
+        build_encoder("tiny", ONE_S, seed=4),
+    )
     assert _same_weights(a, b, skip="-") and encoder_fingerprint(a) == encoder_fingerprint(b)
     assert not _same_weights(a, c) and encoder_fingerprint(a) != encoder_fingerprint(c)
     assert a.embeddings.position_embeddings.std() > 0  # not HF's all-zero init
@@ -100,8 +112,10 @@ def test_longer_clip_interpolates_the_position_embeddings(tmp_path):
 
 def test_classification_checkpoint_loads_without_head(tmp_path):
     inner = _save_tiny(tmp_path, ONE_S, cls=ASTForAudioClassification)
-    assert any(k.startswith("audio_spectrogram_transformer.") for k in
-               __import__("safetensors.torch").torch.load_file(tmp_path / "model.safetensors"))
+    assert any(
+        k.startswith("audio_spectrogram_transformer.")
+        for k in __import__("safetensors.torch").torch.load_file(tmp_path / "model.safetensors")
+    )
     loaded, features = load_encoder(tmp_path)
     assert isinstance(loaded, ASTModel) and _same_weights(loaded, inner, skip="-")
     assert not any("classifier" in k for k in loaded.state_dict())
@@ -129,7 +143,9 @@ def test_run_dir_final_round_trip_and_plain_transformers(tmp_path):
     plain = ASTModel.from_pretrained(tmp_path / "run" / "final")
     x = torch.randn(2, 200, 128)
     with torch.no_grad():
-        assert torch.allclose(plain(input_values=x).last_hidden_state, loaded(input_values=x).last_hidden_state, atol=1e-5)
+        assert torch.allclose(
+            plain(input_values=x).last_hidden_state, loaded(input_values=x).last_hidden_state, atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("with_config", [True, False])
@@ -147,9 +163,13 @@ def test_model_pth_round_trip(tmp_path, with_config):
 
 def test_seed_model_pth_with_old_key_names_and_longer_grid(tmp_path):
     encoder = build_encoder("tiny", TWO_S, seed=5)
-    renames = [("layers.", "encoder.layer."), ("attention.q_proj", "attention.attention.query"),
-               ("attention.o_proj", "attention.output.dense"), ("mlp.fc1", "intermediate.dense"),
-               ("mlp.fc2", "output.dense")]
+    renames = [
+        ("layers.", "encoder.layer."),
+        ("attention.q_proj", "attention.attention.query"),
+        ("attention.o_proj", "attention.output.dense"),
+        ("mlp.fc1", "intermediate.dense"),
+        ("mlp.fc2", "output.dense"),
+    ]
     state = {}
     for key, value in encoder.state_dict().items():
         for new, old in renames:
@@ -199,8 +219,12 @@ def test_apply_freeze_blocks_gradients(freeze):
     encoder = ssl.encoder
     n = apply_freeze(encoder, freeze)
     ssl(input_values=torch.randn(2, 100, 128)).loss.backward()
-    frozen = {"frozen": lambda k: True, "partial:1": lambda k: k.startswith(("embeddings.", "layers.0.")),
-              "full": lambda k: False, "none": lambda k: False}[freeze]
+    frozen = {
+        "frozen": lambda k: True,
+        "partial:1": lambda k: k.startswith(("embeddings.", "layers.0.")),
+        "full": lambda k: False,
+        "none": lambda k: False,
+    }[freeze]
     for name, p in encoder.named_parameters():
         assert (p.grad is None) == frozen(name), name
     assert n == sum(p.numel() for k, p in encoder.named_parameters() if not frozen(k))

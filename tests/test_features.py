@@ -96,13 +96,28 @@ def test_feature_dataset_copies_out(synth_dir):
 def test_cli_synth_and_inspect(tmp_path):
     runner = CliRunner()
     out = tmp_path / "s"
-    res = runner.invoke(app, ["synth", str(out), "--species", "aedes_aegypti", "--species", "culex_pipiens",
-                              "--recordings", "2", "--clips", "2", "--seed", "3"])
+    res = runner.invoke(
+        app,
+        [
+            "synth",
+            str(out),
+            "--species",
+            "aedes_aegypti",
+            "--species",
+            "culex_pipiens",
+            "--recordings",
+            "2",
+            "--clips",
+            "2",
+            "--seed",
+            "3",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert str(out) in res.output and "8 clips" in res.output
     res = runner.invoke(app, ["inspect", str(out), "--json"])
     assert res.exit_code == 0, res.output
-    report = json.loads(res.stdout[res.stdout.index("{"):])
+    report = json.loads(res.stdout[res.stdout.index("{") :])
     assert report["layout"] == "csv" and report["clips"] == 8 and report["groups"] == 4
     assert report["classes"] == {"aedes_aegypti": 4, "culex_pipiens": 4}
     res = runner.invoke(app, ["inspect", str(out)])

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import soundfile as sf
-from conftest import shared_data
 
+from conftest import shared_data
 from mosquito_ssl.data.manifest import Item, SkipLog, read_dataset
 from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import ConfigError, DataError
@@ -45,8 +45,14 @@ def test_csv_with_group_and_split(tmp_path):
     rows = []
     for i in range(4):
         wav(tmp_path / "audio" / f"{i}.wav")
-        rows.append({"path": f"audio/{i}.wav", "label": "a" if i % 2 else "b", "group": f"g{i // 2}",
-                     "split": "train" if i < 2 else "validation"})
+        rows.append(
+            {
+                "path": f"audio/{i}.wav",
+                "label": "a" if i % 2 else "b",
+                "group": f"g{i // 2}",
+                "split": "train" if i < 2 else "validation",
+            }
+        )
     rows.append({"path": "audio/gone.wav", "label": "a", "group": "g9", "split": "train"})
     pd.DataFrame(rows).to_csv(tmp_path / "manifest.csv", index=False)
     ds = read_dataset(tmp_path)  # a folder with manifest.csv is read as csv
@@ -70,16 +76,20 @@ def test_synth_manifest_carries_groups(tmp_path):
     assert ds.layout == "csv" and len(ds.items) == 16 and len(set(ds.groups)) == 8
 
 
-HUMBUG_HEADER = ("id,length,name,sample_rate,record_datetime,sound_type,species,gender,fed,plurality,age,"
-                 "method,mic_type,device_type,country,district,province,place,location_type")
+HUMBUG_HEADER = (
+    "id,length,name,sample_rate,record_datetime,sound_type,species,gender,fed,plurality,age,"
+    "method,mic_type,device_type,country,district,province,place,location_type"
+)
 
 
 def write_humbug(folder):
-    lines = [HUMBUG_HEADER,
-             "1,2.0,rec_a.wav,8000,08-09-16 08:00,mosquito,ae aegypti,,,Single,,,phone,Alcatel,USA,,,,culture",
-             "2,1.0,rec_b.wav,8000,08-09-16 08:00,mosquito,an gambiae ss,,,Single,,,phone,Itel,Tanzania,,,,field",
-             "3,1.0,bg.wav,8000,08-09-16 08:00,background,,,,,,,phone,Itel,Tanzania,,,,field",
-             "4,1.0,lost.wav,8000,08-09-16 08:00,mosquito,ae aegypti,,,Single,,,phone,Itel,USA,,,,culture"]
+    lines = [
+        HUMBUG_HEADER,
+        "1,2.0,rec_a.wav,8000,08-09-16 08:00,mosquito,ae aegypti,,,Single,,,phone,Alcatel,USA,,,,culture",
+        "2,1.0,rec_b.wav,8000,08-09-16 08:00,mosquito,an gambiae ss,,,Single,,,phone,Itel,Tanzania,,,,field",
+        "3,1.0,bg.wav,8000,08-09-16 08:00,background,,,,,,,phone,Itel,Tanzania,,,,field",
+        "4,1.0,lost.wav,8000,08-09-16 08:00,mosquito,ae aegypti,,,Single,,,phone,Itel,USA,,,,culture",
+    ]
     (folder / "meta.csv").write_text("\n".join(lines) + "\n")
     wav(folder / "audio" / "1.wav", seconds=2.0)  # the Zenodo naming: <id>.wav
     wav(folder / "audio" / "rec_b.wav")  # a user's own naming

@@ -20,18 +20,27 @@ def _gen(seed: int = 0) -> torch.Generator:
 def test_defaults_match_the_seed():
     s = MaskSettings()
     assert (s.mask_strength, s.mask_kind, s.time_width, s.freq_width, s.time_masks, s.freq_masks) == (
-        1.0, "specaugment", 20, 24, 2, 2)
+        1.0,
+        "specaugment",
+        20,
+        24,
+        2,
+        2,
+    )
     with pytest.raises(Exception):
         s.mask_strength = 2.0  # frozen
 
 
-@pytest.mark.parametrize("kwargs, flag", [
-    ({"mask_strength": -0.1}, "--mask-strength"),
-    ({"mask_strength": float("nan")}, "--mask-strength"),
-    ({"mask_kind": "blocks"}, "--mask-kind"),
-    ({"time_width": -1}, "time_width"),
-    ({"freq_masks": 1.5}, "freq_masks"),
-])
+@pytest.mark.parametrize(
+    "kwargs, flag",
+    [
+        ({"mask_strength": -0.1}, "--mask-strength"),
+        ({"mask_strength": float("nan")}, "--mask-strength"),
+        ({"mask_kind": "blocks"}, "--mask-kind"),
+        ({"time_width": -1}, "time_width"),
+        ({"freq_masks": 1.5}, "freq_masks"),
+    ],
+)
 def test_bad_settings_raise_config_error(kwargs, flag):
     with pytest.raises(ConfigError, match=flag):
         MaskSettings(**kwargs)
@@ -76,7 +85,7 @@ def test_freq_masks_span_all_frames_and_stay_in_range():
     assert (mask == mask[:, :1, :]).all()
     width = mask[:, 0, :].sum(dim=1).double()
     assert width.max() <= 24
-    assert abs(width.mean().item() - 12) < 5 * math.sqrt(((25 ** 2 - 1) / 12) / len(width))
+    assert abs(width.mean().item() - 12) < 5 * math.sqrt(((25**2 - 1) / 12) / len(width))
     # starts are uniform over 0..bins-width: both ends of the axis get masked sometimes
     assert mask[:, 0, 0].any() and mask[:, 0, -1].any()
 

@@ -17,8 +17,13 @@ from mosquito_ssl.pretrain.train import PretrainConfig, pretrain
 def synth(tmp_path_factory):
     from mosquito_ssl.data.synthetic import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_quinquefasciatus"],
-                      recordings_per_species=3, clips_per_recording=3, seed=1)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_quinquefasciatus"],
+        recordings_per_species=3,
+        clips_per_recording=3,
+        seed=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +34,19 @@ def tiny_run(synth, tmp_path_factory):
 
 
 def tiny_cfg(data, out, **kw):
-    base = dict(data=data, out=out, run_name="tiny", preset="tiny", epochs=2, batch_size=4,
-                grad_accum=1, lr=1e-3, workers=0, logging_steps=1, patience=50)
+    base = dict(
+        data=data,
+        out=out,
+        run_name="tiny",
+        preset="tiny",
+        epochs=2,
+        batch_size=4,
+        grad_accum=1,
+        lr=1e-3,
+        workers=0,
+        logging_steps=1,
+        patience=50,
+    )
     base.update(kw)
     return PretrainConfig(**base)
 
@@ -40,8 +56,16 @@ def test_tiny_run_writes_final_loadable_with_plain_transformers(tiny_run):
 
     run_dir, _ = tiny_run
     final = run_dir / "final"
-    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "model.pth",
-                 "ssl_config.json", "run_config.json", "data_summary.json", "metrics.json"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "preprocessor_config.json",
+        "model.pth",
+        "ssl_config.json",
+        "run_config.json",
+        "data_summary.json",
+        "metrics.json",
+    ):
         assert (final / name).is_file(), name
     assert runs.is_done(run_dir)
     encoder = ASTModel.from_pretrained(final)
@@ -84,8 +108,7 @@ def test_unfinished_run_needs_resume_or_force(synth, tiny_run, tmp_path):
 
 def test_freeze_layers_and_init_from(synth, tiny_run, tmp_path):
     first = tiny_run[0]
-    cfg = tiny_cfg(synth, tmp_path, run_name="b", epochs=1, freeze_layers=2,
-                   init_from=first / "final" / "model.pth")
+    cfg = tiny_cfg(synth, tmp_path, run_name="b", epochs=1, freeze_layers=2, init_from=first / "final" / "model.pth")
     cache, _, _ = train_mod.load_pretrain_data(cfg)
     model = train_mod.build_model(cfg, cache.settings)
     saved = torch.load(first / "final" / "model.pth", weights_only=True)

@@ -20,14 +20,42 @@ pytestmark = pytest.mark.slow
 def synth(tmp_path_factory):
     from mosquito_ssl.data.synthetic import synthesize
 
-    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_quinquefasciatus"],
-                      recordings_per_species=3, clips_per_recording=3, seed=2)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_quinquefasciatus"],
+        recordings_per_species=3,
+        clips_per_recording=3,
+        seed=2,
+    )
 
 
 def _cmd(data, out, epochs, *extra):
-    return [sys.executable, "-m", "mosquito_ssl", "pretrain", str(data), "--out", str(out),
-            "--run-name", "r", "--preset", "tiny", "--epochs", str(epochs), "--batch-size", "4",
-            "--grad-accum", "1", "--workers", "0", "--patience", "100", "--lr", "1e-3", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mosquito_ssl",
+        "pretrain",
+        str(data),
+        "--out",
+        str(out),
+        "--run-name",
+        "r",
+        "--preset",
+        "tiny",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "4",
+        "--grad-accum",
+        "1",
+        "--workers",
+        "0",
+        "--patience",
+        "100",
+        "--lr",
+        "1e-3",
+        *extra,
+    ]
 
 
 def _run_until(cmd, condition, timeout=120):
@@ -37,8 +65,9 @@ def _run_until(cmd, condition, timeout=120):
 
 
 def _resume(data, out, epochs):
-    done = subprocess.run(_cmd(data, out, epochs, "--resume"), env=cli_env(), capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run(
+        _cmd(data, out, epochs, "--resume"), env=cli_env(), capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stderr
 
@@ -80,8 +109,16 @@ def test_two_process_gloo_launch(synth, tmp_path):
     torchrun = shutil.which("torchrun")
     if torchrun is None:
         pytest.skip("torchrun not on PATH")
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "mosquito_ssl",
-           *_cmd(synth, tmp_path, 2)[3:]]
+    cmd = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "mosquito_ssl",
+        *_cmd(synth, tmp_path, 2)[3:],
+    ]
     done = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = tmp_path / "r"

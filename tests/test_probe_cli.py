@@ -12,8 +12,12 @@ from mosquito_ssl.probe.cli import app
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_pipiens"],
-                      recordings_per_species=3, clips_per_recording=2)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_pipiens"],
+        recordings_per_species=3,
+        clips_per_recording=2,
+    )
 
 
 def test_every_command_has_an_example():
@@ -24,8 +28,10 @@ def test_every_command_has_an_example():
 
 
 def test_linear_prints_run_dir_and_table(synth, tmp_path):
-    result = CliRunner().invoke(app, ["linear", str(synth), "--encoder", "handcrafted", "--out",
-                                      str(tmp_path), "--run-name", "hand", "--seed", "1"])
+    result = CliRunner().invoke(
+        app,
+        ["linear", str(synth), "--encoder", "handcrafted", "--out", str(tmp_path), "--run-name", "hand", "--seed", "1"],
+    )
     assert result.exit_code == 0, result.output
     assert f"run dir: {tmp_path / 'hand'}" in result.output
     assert "balanced_accuracy" in result.output and (tmp_path / "hand" / "DONE").exists()
@@ -34,14 +40,16 @@ def test_linear_prints_run_dir_and_table(synth, tmp_path):
 def test_config_file_and_flags(synth, tmp_path):
     toml = tmp_path / "probe.toml"
     toml.write_text('[probe]\nencoder = "handcrafted"\nseed = 5\n')
-    result = CliRunner().invoke(app, ["mlp", str(synth), "--config", str(toml), "--out", str(tmp_path),
-                                      "--run-name", "m"])
+    result = CliRunner().invoke(
+        app, ["mlp", str(synth), "--config", str(toml), "--out", str(tmp_path), "--run-name", "m"]
+    )
     assert result.exit_code == 0, result.output
     assert '"seed": 5' in (tmp_path / "m" / "config.json").read_text()
 
 
 def test_bad_label_column_is_a_user_error(synth, tmp_path):
-    result = CliRunner().invoke(app, ["linear", str(synth), "--encoder", "handcrafted",
-                                      "--label-column", "nope", "--out", str(tmp_path)])
+    result = CliRunner().invoke(
+        app, ["linear", str(synth), "--encoder", "handcrafted", "--label-column", "nope", "--out", str(tmp_path)]
+    )
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError) and "nope" in str(result.exception)

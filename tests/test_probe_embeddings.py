@@ -15,15 +15,18 @@ from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import DataError
 from mosquito_ssl.model.encoder import encoder_fingerprint, load_encoder
 from mosquito_ssl.probe import embeddings
-from mosquito_ssl.probe.baselines import (N_HARMONICS, estimate_f0, handcrafted_features,
-                                          wingbeat_features)
+from mosquito_ssl.probe.baselines import N_HARMONICS, estimate_f0, handcrafted_features, wingbeat_features
 from mosquito_ssl.probe.config import POOLINGS
 
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_pipiens"],
-                      recordings_per_species=2, clips_per_recording=3)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_pipiens"],
+        recordings_per_species=2,
+        clips_per_recording=3,
+    )
 
 
 @pytest.fixture()
@@ -54,7 +57,7 @@ def test_second_request_runs_no_forward(encoded):
     embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
     before = embeddings.EMBED_FORWARDS
     embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
-    assert embeddings.EMBED_FORWARDS == before
+    assert before == embeddings.EMBED_FORWARDS
 
 
 def test_cached_width_mismatch_names_both_numbers(encoded):
@@ -92,4 +95,4 @@ def test_handcrafted_shape_and_cache(synth, monkeypatch):
     assert ((f0 > 250) & (f0 < 700)).all()  # synthetic species fly at 300-600 Hz
     decodes = audio.DECODES
     handcrafted_features(cache)
-    assert audio.DECODES == decodes  # cached: no waveform decoded again
+    assert decodes == audio.DECODES  # cached: no waveform decoded again

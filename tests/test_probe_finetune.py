@@ -16,8 +16,7 @@ def test_frozen_parameters_get_no_gradient(freeze):
     model = build_classifier(encoder, freeze, n_classes=3, pooling="cls+mean")
     x = torch.randn(2, settings.max_length, settings.num_mel_bins)
     model(x, labels=torch.tensor([0, 2])).loss.backward()
-    frozen = {"frozen": ("encoder.",), "partial:1": ("encoder.embeddings.", "encoder.layers.0."),
-              "full": ()}[freeze]
+    frozen = {"frozen": ("encoder.",), "partial:1": ("encoder.embeddings.", "encoder.layers.0."), "full": ()}[freeze]
     for name, param in model.named_parameters():
         if name.startswith(frozen):
             assert param.grad is None, name
@@ -38,10 +37,18 @@ def test_finetune_run_predicts_probabilities(tmp_path):
     from mosquito_ssl.probe.config import ProbeConfig
     from mosquito_ssl.probe.run import run_probe
 
-    data = synthesize(tmp_path / "synth", species=["aedes_aegypti", "culex_pipiens"],
-                      recordings_per_species=3, clips_per_recording=2)
-    cfg = ProbeConfig(data=data, encoder="random:tiny", probe="finetune", freeze="partial:1",
-                      epochs=1, batch_size=4, out=tmp_path / "runs")
+    data = synthesize(
+        tmp_path / "synth", species=["aedes_aegypti", "culex_pipiens"], recordings_per_species=3, clips_per_recording=2
+    )
+    cfg = ProbeConfig(
+        data=data,
+        encoder="random:tiny",
+        probe="finetune",
+        freeze="partial:1",
+        epochs=1,
+        batch_size=4,
+        out=tmp_path / "runs",
+    )
     result = run_probe(cfg)
     preds = pd.read_csv(result.run_dir / "predictions.csv")
     probs = preds[[c for c in preds.columns if c.startswith("prob:")]].to_numpy()

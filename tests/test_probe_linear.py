@@ -13,7 +13,7 @@ def _parts(n_per=12):
     # 3 blocks of 2*n_per examples (train, val, test), two balanced classes each.
     y = np.tile(np.repeat([0, 1], n_per), 3)
     idx = np.arange(len(y))
-    return y, {"train": idx[:2 * n_per], "val": idx[2 * n_per:4 * n_per], "test": idx[4 * n_per:]}
+    return y, {"train": idx[: 2 * n_per], "val": idx[2 * n_per : 4 * n_per], "test": idx[4 * n_per :]}
 
 
 def _informative(y, rng, dim=4):

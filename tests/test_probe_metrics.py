@@ -6,16 +6,21 @@ import logging
 
 import numpy as np
 import pytest
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, precision_score,
-                             recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
-from mosquito_ssl.probe.metrics import (ROW_KEYS, classification_metrics, confusion, mean_and_std,
-                                        to_rows)
+from mosquito_ssl.probe.metrics import ROW_KEYS, classification_metrics, confusion, mean_and_std, to_rows
 
 CLASSES = ["aedes", "anopheles", "culex"]
 Y_TRUE = np.array([0, 0, 1, 1, 2, 2])
 Y_PRED = np.array([0, 1, 1, 1, 2, 0])
-PROBA = np.array([[.7, .2, .1], [.3, .6, .1], [.1, .8, .1], [.2, .5, .3], [.1, .2, .7], [.5, .1, .4]])
+PROBA = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.2, 0.5, 0.3], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4]])
 
 
 def test_metrics_match_sklearn():
@@ -40,8 +45,8 @@ def test_confusion_by_hand():
 
 def test_binary_auc_is_positive_class_auc():
     y = np.array([0, 0, 1, 1, 1])
-    p1 = np.array([.1, .6, .4, .8, .9])
-    m = classification_metrics(y, (p1 > .5).astype(int), np.stack([1 - p1, p1], axis=1), ["bg", "mosq"])
+    p1 = np.array([0.1, 0.6, 0.4, 0.8, 0.9])
+    m = classification_metrics(y, (p1 > 0.5).astype(int), np.stack([1 - p1, p1], axis=1), ["bg", "mosq"])
     assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p1))
 
 
@@ -58,8 +63,20 @@ def test_mean_std_and_rows():
     summary = mean_and_std([{"accuracy": 0.5}, {"accuracy": 1.0}])
     assert summary["accuracy"] == pytest.approx(0.75)
     assert summary["accuracy_std"] == pytest.approx(np.std([0.5, 1.0], ddof=1))
-    rows = to_rows({"accuracy": 0.5}, "test", None, encoder="ssl", freeze="frozen", probe="linear",
-                   pooling="mean", seed=0)
-    assert rows == [dict(encoder="ssl", freeze="frozen", probe="linear", pooling="mean", layer=None,
-                         seed=0, split="test", metric="accuracy", value=0.5)]
+    rows = to_rows(
+        {"accuracy": 0.5}, "test", None, encoder="ssl", freeze="frozen", probe="linear", pooling="mean", seed=0
+    )
+    assert rows == [
+        dict(
+            encoder="ssl",
+            freeze="frozen",
+            probe="linear",
+            pooling="mean",
+            layer=None,
+            seed=0,
+            split="test",
+            metric="accuracy",
+            value=0.5,
+        )
+    ]
     assert tuple(rows[0]) == ROW_KEYS

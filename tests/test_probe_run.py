@@ -21,8 +21,9 @@ FAST = dict(c_grid=(0.1, 1.0))  # a short C grid keeps the suite quick; selectio
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    return synthesize(tmp_path_factory.mktemp("synth"), species=SPECIES,
-                      recordings_per_species=4, clips_per_recording=4)
+    return synthesize(
+        tmp_path_factory.mktemp("synth"), species=SPECIES, recordings_per_species=4, clips_per_recording=4
+    )
 
 
 def _manifest(tmp_path, synth, **edits):
@@ -39,15 +40,22 @@ def _manifest(tmp_path, synth, **edits):
 def test_linear_probe_outputs_and_no_group_leak(synth, tmp_path):
     result = run_probe(ProbeConfig(data=synth, encoder="random:tiny", out=tmp_path, **FAST))
     run = result.run_dir
-    for name in ("config.json", "metadata.json", "metrics.json", "results.csv", "predictions.csv",
-                 "confusion_val.csv", "confusion_test.csv", "DONE"):
+    for name in (
+        "config.json",
+        "metadata.json",
+        "metrics.json",
+        "results.csv",
+        "predictions.csv",
+        "confusion_val.csv",
+        "confusion_test.csv",
+        "DONE",
+    ):
         assert (run / name).exists(), name
     preds = pd.read_csv(run / "predictions.csv")
     owners = preds.groupby("group")["split"].nunique()
     assert (owners == 1).all()  # no recording in two splits
     rows = pd.read_csv(run / "results.csv")
-    assert list(rows.columns) == ["encoder", "freeze", "probe", "pooling", "layer", "seed", "split",
-                                  "metric", "value"]
+    assert list(rows.columns) == ["encoder", "freeze", "probe", "pooling", "layer", "seed", "split", "metric", "value"]
     assert set(rows["split"]) == {"val", "test"} and set(rows["encoder"]) == {"random"}
     confusion = pd.read_csv(run / "confusion_test.csv", index_col=0)
     assert list(confusion.index) == SPECIES == list(confusion.columns)
@@ -59,10 +67,10 @@ def test_rerun_reuses_everything(synth, tmp_path):
     forwards = embeddings.EMBED_FORWARDS
     again = run_probe(ProbeConfig(data=synth, encoder="random:tiny", probe="layerwise", out=tmp_path, **FAST))
     pd.testing.assert_frame_equal(pd.DataFrame(again.rows), pd.DataFrame(first.rows))
-    assert embeddings.EMBED_FORWARDS == forwards
+    assert forwards == embeddings.EMBED_FORWARDS
     # another probe on the same encoder + data reads the embedding cache: no forward pass
     run_probe(ProbeConfig(data=synth, encoder="random:tiny", probe="linear", pooling="cls", out=tmp_path, **FAST))
-    assert embeddings.EMBED_FORWARDS == forwards
+    assert forwards == embeddings.EMBED_FORWARDS
     layers = {r["layer"] for r in first.rows if r["probe"] == "layerwise"}
     assert layers == {None, 0, 1, 2, 3}
     assert {r["probe"] for r in first.rows} == {"layerwise", "weighted"}
@@ -95,7 +103,7 @@ def test_model_pth_width_mismatch_names_both_numbers(synth, tmp_path):
     forwards = embeddings.EMBED_FORWARDS
     with pytest.raises(CheckpointError, match=r"32.*64"):
         run_probe(ProbeConfig(data=synth, encoder=str(pth), out=tmp_path / "runs", **FAST))
-    assert embeddings.EMBED_FORWARDS == forwards
+    assert forwards == embeddings.EMBED_FORWARDS
 
 
 def test_handcrafted_and_kfold(synth, tmp_path):
@@ -113,7 +121,7 @@ def _bad(tmp_path, synth, **kwargs):
     forwards = embeddings.EMBED_FORWARDS
     with pytest.raises(MosquitoSSLError) as info:
         run_probe(ProbeConfig(encoder="random:tiny", out=tmp_path / "runs", **kwargs))
-    assert embeddings.EMBED_FORWARDS == forwards  # rejected before any encoder forward pass
+    assert forwards == embeddings.EMBED_FORWARDS  # rejected before any encoder forward pass
     return str(info.value)
 
 
@@ -122,12 +130,19 @@ def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
     assert "species" in msg and "label" in msg and "group" in msg  # names it, lists columns
     one = _manifest(tmp_path, synth, label="aedes_aegypti")
     assert "only one class" in _bad(tmp_path, synth, data=one)
-    few = _manifest(tmp_path, synth, group=lambda t: [g if not g.startswith("culex") else
-                                                      f"culex/{i % 2}" for i, g in enumerate(t["group"])])
+    few = _manifest(
+        tmp_path,
+        synth,
+        group=lambda t: [g if not g.startswith("culex") else f"culex/{i % 2}" for i, g in enumerate(t["group"])],
+    )
     assert "culex_quinquefasciatus" in _bad(tmp_path, synth, data=few)
-    split = _manifest(tmp_path, synth, split=lambda t: ["test" if g.startswith("culex") else
-                                                        ("val" if g.endswith("rec01") else "train")
-                                                        for g in t["group"]])
+    split = _manifest(
+        tmp_path,
+        synth,
+        split=lambda t: [
+            "test" if g.startswith("culex") else ("val" if g.endswith("rec01") else "train") for g in t["group"]
+        ],
+    )
     assert "culex_quinquefasciatus" in _bad(tmp_path, synth, data=split)
     flat = tmp_path / "flat"
     flat.mkdir()
@@ -142,7 +157,6 @@ def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
 
 def test_presence_manifest_on_real_recordings(tmp_path):
     from conftest import shared_data
-
     from mosquito_ssl.probe.presence import presence_manifest
 
     root = shared_data("humbug_ecml_culex")

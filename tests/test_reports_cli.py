@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reports_fixtures import make_store, write_store
 from typer.testing import CliRunner
 
 from mosquito_ssl.errors import ConfigError, MosquitoSSLError, StoreError
 from mosquito_ssl.reports.cli import app
+from reports_fixtures import make_store, write_store
 
 runner = CliRunner()
 
@@ -47,9 +47,25 @@ def invoke_error(args: list[str]) -> tuple[type, str]:
 def test_build_prints_the_report_path(tmp_path):
     store = make_store(tmp_path, layerwise=False, artifacts=False)
     out = tmp_path / "rep"
-    result = runner.invoke(app, ["build", str(store), "--out", str(out), "--metric", "macro_f1",
-                                 "--metric", "accuracy", "--percent", "--decimals", "1", "--ci",
-                                 "--correction", "bh"])
+    result = runner.invoke(
+        app,
+        [
+            "build",
+            str(store),
+            "--out",
+            str(out),
+            "--metric",
+            "macro_f1",
+            "--metric",
+            "accuracy",
+            "--percent",
+            "--decimals",
+            "1",
+            "--ci",
+            "--correction",
+            "bh",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(out / "report.html")
     assert sorted(p.name for p in (out / "tables").glob("*.csv")) == ["accuracy.csv", "macro_f1.csv", "stats.csv"]
@@ -110,13 +126,14 @@ def test_report_build_never_imports_torch(tmp_path):
         import sys
         from typer.testing import CliRunner
         from mosquito_ssl.reports.cli import app
-        result = CliRunner().invoke(app, ["build", {str(store)!r}, "--out", {str(tmp_path / 'r')!r}])
+        result = CliRunner().invoke(app, ["build", {str(store)!r}, "--out", {str(tmp_path / "r")!r}])
         assert result.exit_code == 0, result.output
         heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers"))
         assert not heavy, heavy
         print("ok")
     """)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                          cwd=Path(__file__).parent)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
     assert (tmp_path / "r" / "report.html").exists()

@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from reports_fixtures import make_store
 
 from mosquito_ssl.reports.build import ReportConfig, build_report
+from reports_fixtures import make_store
 
-PLOTS = ["mask_strength_balanced_accuracy", "mask_strength_macro_f1", "layerwise_balanced_accuracy",
-         "layerwise_macro_f1", "confusion", "pretrain_loss"]
+PLOTS = [
+    "mask_strength_balanced_accuracy",
+    "mask_strength_macro_f1",
+    "layerwise_balanced_accuracy",
+    "layerwise_macro_f1",
+    "confusion",
+    "pretrain_loss",
+]
 
 
 @pytest.fixture(scope="module")

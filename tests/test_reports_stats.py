@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from reports_fixtures import make_store, read_results
 from scipy import stats as sps
 
 from mosquito_ssl.errors import ConfigError
 from mosquito_ssl.reports import stats
 from mosquito_ssl.reports.build import ReportConfig, analyse, build_report, prepare
+from reports_fixtures import make_store, read_results
 
 NEW = np.array([0.80, 0.82, 0.79, 0.85, 0.81])
 REF = np.array([0.70, 0.74, 0.72, 0.70, 0.78])
@@ -78,8 +78,13 @@ def test_stats_table_on_store_matches_scipy(store):
     assert len(result) == 12  # 4 settings x 3 freeze, each against no pretraining
     res = read_results(store)
     res = res[(res["split"] == "test") & (res["metric"] == "balanced_accuracy") & res["layer"].isna()]
-    pick = lambda enc, ms, fr: res[(res["encoder"] == enc) & (res["freeze"] == fr) & (  # noqa: E731
-        res["mask_strength"].isna() if ms is None else res["mask_strength"] == ms)].set_index("seed")["value"]
+    pick = lambda enc, ms, fr: res[
+        (res["encoder"] == enc)
+        & (res["freeze"] == fr)
+        & (
+            res["mask_strength"].isna() if ms is None else res["mask_strength"] == ms
+        )
+    ].set_index("seed")["value"]
     for ms, freeze, n in ((2.0, "full", 3), (0.5, "frozen", 2)):  # (0.5, frozen) lost seed 0
         new, ref = pick("ssl", ms, freeze), pick("random", None, freeze)
         pairs = pd.concat([new, ref], axis=1, join="inner").to_numpy()
@@ -106,8 +111,11 @@ def test_single_seed_uses_mcnemar_on_predictions(tmp_path):
     # Recompute from the two predictions.csv files directly.
     runs = {p.name: pd.read_csv(p / "predictions.csv") for p in (tmp_path / "runs").iterdir()}
     res = read_results(store)
-    ids = res[(res["freeze"] == "full") & (res["encoder"].isin(["ssl", "random"])) &
-              ((res["mask_strength"] == 2.0) | res["mask_strength"].isna())].drop_duplicates("cell_id")
+    ids = res[
+        (res["freeze"] == "full")
+        & (res["encoder"].isin(["ssl", "random"]))
+        & ((res["mask_strength"] == 2.0) | res["mask_strength"].isna())
+    ].drop_duplicates("cell_id")
     new_id = ids[ids["encoder"] == "ssl"]["cell_id"].iloc[0]
     ref_id = ids[ids["encoder"] == "random"]["cell_id"].iloc[0]
     new, ref = runs[new_id], runs[ref_id]

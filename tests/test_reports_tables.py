@@ -7,12 +7,12 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from reports_fixtures import make_store, read_results
 from scipy import stats
 
 from mosquito_ssl.errors import ConfigError
-from mosquito_ssl.reports.build import ReportConfig, analyse, build_report, prepare
 from mosquito_ssl.reports import tables
+from mosquito_ssl.reports.build import ReportConfig, analyse, build_report, prepare
+from reports_fixtures import make_store, read_results
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_latex_booktabs_escaped_bold(report):
     for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{", r"\textbf{", r"\begin{tabular}"):
         assert cmd in tex, cmd
     assert tex.count(r"\textbf{") == 1
-    body = tex[tex.index(r"\toprule"):]
+    body = tex[tex.index(r"\toprule") :]
     assert r"mask\_strength" in body
     assert not re.search(r"(?<!\\)[_%#]", body), "unescaped LaTeX special character"
     assert "Holm" in tex and "paired t-test" in tex and "±" not in tex
@@ -81,8 +81,9 @@ def test_latex_booktabs_escaped_bold(report):
 
 def test_percent_decimals_and_ci(tmp_path):
     store = make_store(tmp_path, layerwise=False, artifacts=False)
-    out = build_report(ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",),
-                                    percent=True, decimals=1, ci=True)).parent
+    out = build_report(
+        ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",), percent=True, decimals=1, ci=True)
+    ).parent
     md = (out / "tables" / "macro_f1.md").read_text()
     cells = re.findall(r"\d+\.\d ± \d+\.\d \[\d+\.\d, \d+\.\d\]†?(?:\*\*)? \(n=\d\)", md)
     assert len(cells) == 15
@@ -101,8 +102,9 @@ def test_varying_mask_kind_is_added_to_rows(tmp_path):
     prep = analyse(prepare(ReportConfig(store=store, out=tmp_path / "r")), ReportConfig(store=store))
     assert prep.keys == ["mask_strength", "mask_kind"]
     ssl = prep.agg[prep.agg["encoder"] == "ssl"]
-    assert set(ssl["setting"]) == {f"mask_strength={m}, mask_kind={k}" for m in ("0.5", "2")
-                                   for k in ("specaugment", "patch")}
+    assert set(ssl["setting"]) == {
+        f"mask_strength={m}, mask_kind={k}" for m in ("0.5", "2") for k in ("specaugment", "patch")
+    }
     assert (prep.agg.groupby(["metric", "setting", "freeze"]).size() == 1).all()
 
 
@@ -110,8 +112,7 @@ def test_rows_columns_and_probes_options(tmp_path):
     store = make_store(tmp_path, probes=("linear", "mlp"), layerwise=False, artifacts=False)
     cfg = ReportConfig(store=store, out=tmp_path / "r", columns=("probe",), rows=("freeze",))
     prep = analyse(prepare(cfg), cfg)
-    table = tables.wide(prep.agg[prep.agg["metric"] == "macro_f1"], prep.keys, cfg.columns,
-                        tables.NumberFormat())
+    table = tables.wide(prep.agg[prep.agg["metric"] == "macro_f1"], prep.keys, cfg.columns, tables.NumberFormat())
     assert list(table.columns) == ["linear", "mlp"]
     assert table.index.name == "freeze, mask_strength"
     default = ReportConfig(store=store, out=tmp_path / "r2")
@@ -120,12 +121,15 @@ def test_rows_columns_and_probes_options(tmp_path):
     assert "| probe |" in md
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"metrics": ("balanced_accuracy", "f2_score")}, ["'f2_score'", "available metrics", "macro_f1"]),
-    ({"split": "holdout"}, ["'holdout'", "test", "val"]),
-    ({"rows": ("mask_width",)}, ["--rows", "mask_width", "mask_strength"]),
-    ({"probes": ("svm",)}, ["svm", "linear"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"metrics": ("balanced_accuracy", "f2_score")}, ["'f2_score'", "available metrics", "macro_f1"]),
+        ({"split": "holdout"}, ["'holdout'", "test", "val"]),
+        ({"rows": ("mask_width",)}, ["--rows", "mask_width", "mask_strength"]),
+        ({"probes": ("svm",)}, ["svm", "linear"]),
+    ],
+)
 def test_bad_options_name_the_fix(tmp_path, kwargs, words):
     store = make_store(tmp_path, layerwise=False, artifacts=False)
     with pytest.raises(ConfigError) as err:

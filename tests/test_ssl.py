@@ -38,8 +38,7 @@ def test_forward_shapes_and_output_type(batch):
 def test_gradients_reach_every_part(batch):
     model = _model()
     model(input_values=batch).loss.backward()
-    for part in (model.encoder.embeddings.patch_embeddings, model.encoder.layers[0],
-                 model.projector, model.decoder):
+    for part in (model.encoder.embeddings.patch_embeddings, model.encoder.layers[0], model.projector, model.decoder):
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads)
 
@@ -81,8 +80,7 @@ def test_masked_loss_falls_back_to_all_without_masking(batch):
 def test_masked_cells_are_zero_in_the_encoder_input(batch):
     model = _model().eval()
     seen = {}
-    model.encoder.register_forward_pre_hook(lambda m, args, kw: seen.update(x=kw["input_values"]),
-                                            with_kwargs=True)
+    model.encoder.register_forward_pre_hook(lambda m, args, kw: seen.update(x=kw["input_values"]), with_kwargs=True)
     with torch.no_grad():
         out = model(input_values=batch)
     assert (seen["x"][out.mask] == 0).all()

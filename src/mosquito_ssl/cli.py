@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 
 from .errors import MosquitoSSLError
 
+
 class _Group(TyperGroup):
     """Root command group: a ``MosquitoSSLError`` anywhere below becomes one line and exit 1."""
 
@@ -75,8 +76,13 @@ class _StderrHandler(logging.StreamHandler):
 
 def setup_logging(verbose: bool = False) -> None:
     level = logging.DEBUG if verbose or os.environ.get("MOSQUITO_SSL_DEBUG") else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S", force=True, handlers=[_StderrHandler()])
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        force=True,
+        handlers=[_StderrHandler()],
+    )
     for noisy in ("urllib3", "matplotlib", "numba", "PIL", "fontTools"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

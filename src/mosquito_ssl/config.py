@@ -10,11 +10,12 @@ module only knows how to layer the three sources::
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
+
+import tomllib
 
 from .errors import ConfigError
 
@@ -71,8 +72,7 @@ def resolve(
         unknown = sorted(set(data) - set(fields))
         if unknown:
             raise ConfigError(
-                f"{config_file}: unknown key(s) {', '.join(unknown)}; "
-                f"valid keys are: {', '.join(sorted(fields))}"
+                f"{config_file}: unknown key(s) {', '.join(unknown)}; valid keys are: {', '.join(sorted(fields))}"
             )
         values.update(data)
     for key, value in (overrides or {}).items():

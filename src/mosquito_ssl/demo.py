@@ -31,8 +31,7 @@ def demo_spec(out: Path, data: Path):
     """The demo's SweepSpec with its paths under ``out``."""
     from .benchmarks.spec import SweepSpec
 
-    overrides = {"sweep.out": str(out / "sweep"), "sweep.pretrain_data": str(data),
-                 "sweep.probe_data": str(data)}
+    overrides = {"sweep.out": str(out / "sweep"), "sweep.pretrain_data": str(data), "sweep.probe_data": str(data)}
     return SweepSpec.load(SPEC_FILE, overrides)
 
 
@@ -44,13 +43,15 @@ def _print_table(store: Path) -> None:
     import pandas as pd
 
     with closing(sqlite3.connect(store)) as con:
-        frame = pd.read_sql("SELECT * FROM results WHERE split = 'test' AND metric = 'balanced_accuracy' "
-                            "AND layer IS NULL", con)
+        frame = pd.read_sql(
+            "SELECT * FROM results WHERE split = 'test' AND metric = 'balanced_accuracy' AND layer IS NULL", con
+        )
     if frame.empty:
         return
     frame["mask_strength"] = frame["mask_strength"].fillna(-1.0)  # baselines: no masking
-    table = frame.pivot_table(index=["encoder", "mask_strength"], columns=["freeze", "probe"],
-                              values="value", aggfunc="mean")
+    table = frame.pivot_table(
+        index=["encoder", "mask_strength"], columns=["freeze", "probe"], values="value", aggfunc="mean"
+    )
     typer.echo("test balanced accuracy (mean over seeds; mask_strength -1 = baseline):")
     typer.echo(table.round(3).to_string())
 

@@ -1,9 +1,9 @@
 """``mosquito-ssl benchmarks``: run a sweep from a TOML spec, merge shard stores, show status.
 
-    mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
-    mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4
-    mosquito-ssl benchmarks merge runs/sweep/results.sqlite runs/sweep/results.shard-*-of-4.sqlite
-    mosquito-ssl benchmarks status runs/sweep/results.sqlite
+mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
+mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4
+mosquito-ssl benchmarks merge runs/sweep/results.sqlite runs/sweep/results.shard-*-of-4.sqlite
+mosquito-ssl benchmarks status runs/sweep/results.sqlite
 """
 
 from __future__ import annotations
@@ -14,15 +14,19 @@ from typing import Annotated, Optional
 import typer
 
 from ..options import ForceOpt, OutOpt
-
 from .speed_cli import speed
 
-app = typer.Typer(help="Sweeps over masking and freezing settings, with a SQLite results store.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Sweeps over masking and freezing settings, with a SQLite results store.", no_args_is_help=True)
 
-SetOpt = Annotated[Optional[list[str]], typer.Option(
-    "--set", "-s", help="Override a spec value: table.key=value, e.g. --set pretrain.epochs=3 "
-                        "--set grid.seed=[0,1,2] (repeatable).")]
+SetOpt = Annotated[
+    Optional[list[str]],
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a spec value: table.key=value, e.g. --set pretrain.epochs=3 "
+        "--set grid.seed=[0,1,2] (repeatable).",
+    ),
+]
 
 
 @app.command("run")
@@ -32,9 +36,14 @@ def run(
     out: OutOpt = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan only; create nothing.")] = False,
     force: ForceOpt = False,
-    shard: Annotated[Optional[str], typer.Option(
-        "--shard", help="Run shard I of N (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4; "
-                        "writes results.shard-I-of-N.sqlite.")] = None,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard",
+            help="Run shard I of N (I from 0), e.g. --shard $SLURM_ARRAY_TASK_ID/4; "
+            "writes results.shard-I-of-N.sqlite.",
+        ),
+    ] = None,
 ) -> None:
     """Run a sweep (skips done cells). Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run"""
     from .plan import parse_shard
@@ -45,8 +54,9 @@ def run(
     if out is not None:
         overrides.append(f"sweep.out={_toml_str(out)}")
     parsed_shard = parse_shard(shard)
-    summary = run_sweep(SweepSpec.load(spec, overrides), shard=parsed_shard, force=force,
-                        dry_run=dry_run, echo=typer.echo)
+    summary = run_sweep(
+        SweepSpec.load(spec, overrides), shard=parsed_shard, force=force, dry_run=dry_run, echo=typer.echo
+    )
     typer.echo(summary.format())
     if summary.failed:
         raise typer.Exit(1)
@@ -73,8 +83,9 @@ def merge(
 def _status_line(store) -> str:
     status = store.cell_status()
     done = sum(s == "done" for s, _ in status.values())
-    return (f"{store.path}: {len(status)} cells, {done} done, {len(status) - done} failed, "
-            f"{store.count_rows()} result rows")
+    return (
+        f"{store.path}: {len(status)} cells, {done} done, {len(status) - done} failed, {store.count_rows()} result rows"
+    )
 
 
 @app.command("status")

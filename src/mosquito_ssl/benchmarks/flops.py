@@ -50,8 +50,15 @@ def ast_shape(config) -> ASTShape:
     from ..model.encoder import patch_grid
 
     f_dim, t_dim = patch_grid(config)
-    return ASTShape(config.hidden_size, config.num_hidden_layers, config.intermediate_size,
-                    f_dim, t_dim, config.patch_size, config.num_mel_bins)
+    return ASTShape(
+        config.hidden_size,
+        config.num_hidden_layers,
+        config.intermediate_size,
+        f_dim,
+        t_dim,
+        config.patch_size,
+        config.num_mel_bins,
+    )
 
 
 def preset_shape(preset: str, frames: int = 100, bins: int = 128) -> ASTShape:
@@ -59,8 +66,15 @@ def preset_shape(preset: str, frames: int = 100, bins: int = 128) -> ASTShape:
 
     p = PRESETS[preset]
     grid = lambda n: (n - p["patch_size"]) // p["time_stride"] + 1  # noqa: E731
-    return ASTShape(p["hidden_size"], p["num_hidden_layers"], p["intermediate_size"],
-                    grid(bins), grid(frames), p["patch_size"], bins)
+    return ASTShape(
+        p["hidden_size"],
+        p["num_hidden_layers"],
+        p["intermediate_size"],
+        grid(bins),
+        grid(frames),
+        p["patch_size"],
+        bins,
+    )
 
 
 def encoder_flops(s: ASTShape) -> int:
@@ -109,8 +123,10 @@ def flop_counter():
     from torch.utils.flop_counter import FlopCounterMode
 
     aten = torch.ops.aten
-    mapping = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu,
-               aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward}
+    mapping = {
+        aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_cpu,
+        aten._scaled_dot_product_flash_attention_for_cpu_backward: _sdpa_cpu_backward,
+    }
     return FlopCounterMode(display=False, custom_mapping=mapping)
 
 

@@ -137,8 +137,7 @@ def count_clips(data: Path, **kwargs) -> int | None:
         return None
 
 
-def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[int, int],
-              store: Path) -> Plan:
+def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[int, int], store: Path) -> Plan:
     from ..config import resolve
     from ..pretrain.train import PretrainConfig
     from ..probe.config import ProbeConfig
@@ -146,9 +145,17 @@ def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[i
     pre = resolve(PretrainConfig, overrides=dict(spec.pretrain, data=spec.pretrain_data))
     probe = resolve(ProbeConfig, overrides=dict(spec.probe, data=spec.probe_data))
     layout = {k: getattr(pre, k) for k in ("layout", "clip_seconds", "window", "hop")}
-    return Plan(cells=cells, done=done, shard=shard, store=store,
-                pretrain_clips=count_clips(spec.pretrain_data, **layout),
-                probe_clips=count_clips(spec.probe_data, layout=probe.layout, window=probe.window,
-                                        hop=probe.hop, label_column=probe.label_column),
-                epochs=pre.epochs, max_steps=pre.max_steps, batch_size=pre.batch_size,
-                probe_epochs=probe.epochs)
+    return Plan(
+        cells=cells,
+        done=done,
+        shard=shard,
+        store=store,
+        pretrain_clips=count_clips(spec.pretrain_data, **layout),
+        probe_clips=count_clips(
+            spec.probe_data, layout=probe.layout, window=probe.window, hop=probe.hop, label_column=probe.label_column
+        ),
+        epochs=pre.epochs,
+        max_steps=pre.max_steps,
+        batch_size=pre.batch_size,
+        probe_epochs=probe.epochs,
+    )

@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from .. import runs
 from ..config import load_toml
@@ -27,18 +28,40 @@ log = logging.getLogger(__name__)
 FROZEN_PROBES = ("linear", "layerwise", "mlp")
 PROBES = (*FROZEN_PROBES, "finetune")
 EXTRA_BASELINES = ("handcrafted", "audioset")
-GRID_DEFAULTS = {"mask_strength": [1.0], "mask_kind": ["specaugment"], "loss_on": ["all"],
-                 "freeze": ["frozen"], "probe": ["linear"], "pooling": ["mean"], "seed": [0]}
+GRID_DEFAULTS = {
+    "mask_strength": [1.0],
+    "mask_kind": ["specaugment"],
+    "loss_on": ["all"],
+    "freeze": ["frozen"],
+    "probe": ["linear"],
+    "pooling": ["mean"],
+    "seed": [0],
+}
 SWEEP_KEYS = ("name", "out", "store", "pretrain_data", "probe_data", "baselines", "audioset")
 # Set per cell by the sweep itself, so they may not appear in [pretrain] / [probe].
-PRETRAIN_OWNED = {"data": "sweep.pretrain_data", "out": "sweep.out", "run_name": "sweep.out",
-                  "seed": "grid.seed", "mask_strength": "grid.mask_strength",
-                  "mask_kind": "grid.mask_kind", "loss_on": "grid.loss_on",
-                  "resume": "the sweep (always on)", "force": "--force"}
-PROBE_OWNED = {"data": "sweep.probe_data", "encoder": "the grid and sweep.baselines",
-               "out": "sweep.out", "run_name": "sweep.out", "probe": "grid.probe",
-               "freeze": "grid.freeze", "pooling": "grid.pooling", "seed": "grid.seed",
-               "encoder_label": "the sweep", "force": "--force"}
+PRETRAIN_OWNED = {
+    "data": "sweep.pretrain_data",
+    "out": "sweep.out",
+    "run_name": "sweep.out",
+    "seed": "grid.seed",
+    "mask_strength": "grid.mask_strength",
+    "mask_kind": "grid.mask_kind",
+    "loss_on": "grid.loss_on",
+    "resume": "the sweep (always on)",
+    "force": "--force",
+}
+PROBE_OWNED = {
+    "data": "sweep.probe_data",
+    "encoder": "the grid and sweep.baselines",
+    "out": "sweep.out",
+    "run_name": "sweep.out",
+    "probe": "grid.probe",
+    "freeze": "grid.freeze",
+    "pooling": "grid.pooling",
+    "seed": "grid.seed",
+    "encoder_label": "the sweep",
+    "force": "--force",
+}
 
 
 @dataclass(frozen=True)
@@ -66,8 +89,21 @@ class Cell:
 
     def columns(self) -> dict[str, Any]:
         """The setting columns shared by the store's ``cells`` and ``results`` tables."""
-        return {k: getattr(self, k) for k in ("cell_id", "sweep", "encoder", "mask_strength",
-                                              "mask_kind", "loss_on", "freeze", "probe", "pooling", "seed")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "cell_id",
+                "sweep",
+                "encoder",
+                "mask_strength",
+                "mask_kind",
+                "loss_on",
+                "freeze",
+                "probe",
+                "pooling",
+                "seed",
+            )
+        }
 
 
 def check_freeze(value: Any, key: str = "grid.freeze") -> str:
@@ -134,11 +170,12 @@ def _check_section(values: dict, cls, table: str, owned: dict[str, str]) -> dict
 
 def _path(value: Any, key: str, must_exist: bool = True) -> Path:
     if not isinstance(value, (str, Path)) or not str(value):
-        raise ConfigError(f"sweep.{key} is missing: set {key} = \"path/to/data\" in [sweep] or --set sweep.{key}=PATH")
+        raise ConfigError(f'sweep.{key} is missing: set {key} = "path/to/data" in [sweep] or --set sweep.{key}=PATH')
     path = Path(value).expanduser().resolve()
     if must_exist and not path.exists():
-        raise ConfigError(f"sweep.{key} = {value!r} does not exist: fix the path (relative paths are "
-                          "read from the current directory)")
+        raise ConfigError(
+            f"sweep.{key} = {value!r} does not exist: fix the path (relative paths are read from the current directory)"
+        )
     return path
 
 
@@ -166,8 +203,9 @@ class SweepSpec:
         return self.pretrain.get("preset", _fields(PretrainConfig)["preset"].default)
 
     @classmethod
-    def load(cls, path: Path | None, overrides: list[str] | dict[str, Any] | None = None,
-             raw: dict | None = None) -> SweepSpec:
+    def load(
+        cls, path: Path | None, overrides: list[str] | dict[str, Any] | None = None, raw: dict | None = None
+    ) -> SweepSpec:
         """Read and validate a spec file (or an already parsed ``raw`` dict) plus overrides."""
         if raw is None:
             raw = load_toml(Path(path))
@@ -175,7 +213,9 @@ class SweepSpec:
         where = str(path) if path else "spec"
         unknown = sorted(set(raw) - {"sweep", "grid", "pretrain", "probe"})
         if unknown:
-            raise ConfigError(f"{where}: unknown table(s) {', '.join(unknown)}; use [sweep], [grid], [pretrain], [probe]")
+            raise ConfigError(
+                f"{where}: unknown table(s) {', '.join(unknown)}; use [sweep], [grid], [pretrain], [probe]"
+            )
         spec = cls._build(raw, default_name=Path(path).stem if path else "sweep")
         spec.cells()  # validates every per-cell configuration before any work starts
         return spec
@@ -190,22 +230,30 @@ class SweepSpec:
         if bad:
             raise ConfigError(f"sweep.{bad[0]} is not a setting; valid keys of [sweep] are: {', '.join(SWEEP_KEYS)}")
         grid = _check_grid(raw.get("grid", {}))
-        baselines = tuple(b for b in _as_list(sweep.get("baselines", []), "sweep.baselines") if b != "random") \
-            if sweep.get("baselines") else ()
+        baselines = (
+            tuple(b for b in _as_list(sweep.get("baselines", []), "sweep.baselines") if b != "random")
+            if sweep.get("baselines")
+            else ()
+        )
         for b in baselines:
             if b not in EXTRA_BASELINES:
-                raise ConfigError(f"sweep.baselines: {b!r} is not a baseline; use {', '.join(EXTRA_BASELINES)} "
-                                  "('random' is always included)")
+                raise ConfigError(
+                    f"sweep.baselines: {b!r} is not a baseline; use {', '.join(EXTRA_BASELINES)} "
+                    "('random' is always included)"
+                )
         audioset = None
         if "audioset" in baselines:
             audioset = _path(sweep.get("audioset"), "audioset")
         name = str(sweep.get("name", default_name))
         out = Path(sweep.get("out", Path("runs") / name)).expanduser().resolve()
         return cls(
-            name=name, out=out,
+            name=name,
+            out=out,
             pretrain_data=_path(sweep.get("pretrain_data"), "pretrain_data"),
             probe_data=_path(sweep.get("probe_data", sweep.get("pretrain_data")), "probe_data"),
-            grid=grid, baselines=baselines, audioset=audioset,
+            grid=grid,
+            baselines=baselines,
+            audioset=audioset,
             pretrain=_check_section(raw.get("pretrain", {}), PretrainConfig, "pretrain", PRETRAIN_OWNED),
             probe=_check_section(raw.get("probe", {}), ProbeConfig, "probe", PROBE_OWNED),
             store=Path(sweep["store"]).expanduser().resolve() if sweep.get("store") else None,
@@ -217,9 +265,17 @@ class SweepSpec:
         from ..config import resolve
         from ..pretrain.train import PretrainConfig
 
-        values = dict(self.pretrain, data=self.pretrain_data, out=self.out / "pretrain",
-                      mask_strength=cell.mask_strength, mask_kind=cell.mask_kind,
-                      loss_on=cell.loss_on, seed=cell.seed, resume=True, force=force)
+        values = dict(
+            self.pretrain,
+            data=self.pretrain_data,
+            out=self.out / "pretrain",
+            mask_strength=cell.mask_strength,
+            mask_kind=cell.mask_kind,
+            loss_on=cell.loss_on,
+            seed=cell.seed,
+            resume=True,
+            force=force,
+        )
         return resolve(PretrainConfig, overrides=values)
 
     def encoder_source(self, cell: Cell) -> str:
@@ -236,18 +292,32 @@ class SweepSpec:
         from ..probe.config import ProbeConfig
 
         pooling = self.grid["pooling"][0] if cell.encoder == "handcrafted" else cell.pooling
-        values = dict(self.probe, data=self.probe_data, encoder=self.encoder_source(cell),
-                      out=self.out / "probe", run_name=cell.name, probe=cell.probe,
-                      freeze=cell.freeze, pooling=pooling, seed=cell.seed,
-                      encoder_label=cell.encoder, force=force)
+        values = dict(
+            self.probe,
+            data=self.probe_data,
+            encoder=self.encoder_source(cell),
+            out=self.out / "probe",
+            run_name=cell.name,
+            probe=cell.probe,
+            freeze=cell.freeze,
+            pooling=pooling,
+            seed=cell.seed,
+            encoder_label=cell.encoder,
+            force=force,
+        )
         return resolve(ProbeConfig, overrides=values)
 
     # ---- grid expansion ------------------------------------------------------------------
     def cells(self) -> list[Cell]:
         """Every cell, baselines included, in a stable order (grouped by pretraining)."""
         g = self.grid
-        combos = [(fr, pr, po, seed) for seed in g["seed"] for fr in g["freeze"]
-                  for pr in pairs(fr, g["probe"]) for po in g["pooling"]]
+        combos = [
+            (fr, pr, po, seed)
+            for seed in g["seed"]
+            for fr in g["freeze"]
+            for pr in pairs(fr, g["probe"])
+            for po in g["pooling"]
+        ]
         out: list[Cell] = []
         for ms in g["mask_strength"]:
             for kind in g["mask_kind"]:
@@ -259,12 +329,13 @@ class SweepSpec:
                     continue  # no network to unfreeze, no layers, no pooling choice
                 out.append(self._cell(encoder, fr, pr, po, seed))
         if "handcrafted" in self.baselines and not any(c.encoder == "handcrafted" for c in out):
-            raise ConfigError("sweep.baselines: 'handcrafted' needs 'linear' or 'mlp' in grid.probe "
-                              "with 'frozen' in grid.freeze; add them or drop the baseline")
+            raise ConfigError(
+                "sweep.baselines: 'handcrafted' needs 'linear' or 'mlp' in grid.probe "
+                "with 'frozen' in grid.freeze; add them or drop the baseline"
+            )
         return out
 
-    def _cell(self, encoder: str, freeze: str, probe: str, pooling: str, seed: int,
-              mask: tuple | None = None) -> Cell:
+    def _cell(self, encoder: str, freeze: str, probe: str, pooling: str, seed: int, mask: tuple | None = None) -> Cell:
         ms, kind, loss_on = mask or (None, None, None)
         pooling = "none" if encoder == "handcrafted" else pooling  # what the probe writes in rows
         draft = Cell("", self.name, encoder, ms, kind, loss_on, freeze, probe, pooling, seed, "")
@@ -277,8 +348,9 @@ class SweepSpec:
         else:
             group = f"{encoder}-s{seed}"
         science["pretrain_preset"] = self.preset  # random:<preset> baselines depend on it
-        cell_id = runs.settings_hash({"cell": draft.columns() | {"cell_id": None, "sweep": None},
-                                      "science": science}, 16)
+        cell_id = runs.settings_hash(
+            {"cell": draft.columns() | {"cell_id": None, "sweep": None}, "science": science}, 16
+        )
         return dataclasses.replace(draft, cell_id=cell_id, group=group)
 
 
@@ -299,6 +371,8 @@ def _check_grid(grid: dict) -> dict[str, tuple]:
     out["mask_strength"] = tuple(float(v) for v in out["mask_strength"])
     for fr in out["freeze"]:
         if not pairs(fr, out["probe"]):
-            raise ConfigError(f"grid.freeze {fr!r} pairs only with probe 'finetune': add 'finetune' to "
-                              f"grid.probe or remove {fr!r} from grid.freeze")
+            raise ConfigError(
+                f"grid.freeze {fr!r} pairs only with probe 'finetune': add 'finetune' to "
+                f"grid.probe or remove {fr!r} from grid.freeze"
+            )
     return out

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import flops
-from .flops import sync, peak_gflops, physical_cores, pick_device
+from .flops import peak_gflops, physical_cores, pick_device, sync
 
 SEED_FRAMES = 1024  # ASTFeatureExtractor's default max_length (10.24 s)
 DECODER_DIM = 256
@@ -93,8 +93,11 @@ class SeedSSL(nn.Module):
         super().__init__()
         self.encoder, self.mask, self.decoder_dim = encoder, mask, decoder_dim
         cfg = encoder.config
-        self.decoder = nn.Sequential(nn.Conv1d(cfg.hidden_size, decoder_dim, 3, padding=1), nn.GELU(),
-                                     nn.Conv1d(decoder_dim, cfg.num_mel_bins, 3, padding=1))
+        self.decoder = nn.Sequential(
+            nn.Conv1d(cfg.hidden_size, decoder_dim, 3, padding=1),
+            nn.GELU(),
+            nn.Conv1d(decoder_dim, cfg.num_mel_bins, 3, padding=1),
+        )
 
     def forward(self, input_values: torch.Tensor):
         masked = seed_masks(input_values, self.mask)
@@ -111,12 +114,14 @@ def _stack(batch: list[dict]) -> torch.Tensor:
 
 def _loader(dataset, batch: int, device: torch.device):
     cuda = device.type == "cuda"  # pinned pages let the copy overlap compute
-    return torch.utils.data.DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
-                                       collate_fn=_stack, pin_memory=cuda)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch, shuffle=True, drop_last=True, collate_fn=_stack, pin_memory=cuda
+    )
 
 
-def time_training(model, dataset, batch: int, warmup: int, steps: int, device: torch.device,
-                  fused: bool) -> dict[str, Any]:
+def time_training(
+    model, dataset, batch: int, warmup: int, steps: int, device: torch.device, fused: bool
+) -> dict[str, Any]:
     """Clips/s of full training steps (data included) after ``warmup`` untimed steps."""
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -144,13 +149,18 @@ def time_training(model, dataset, batch: int, warmup: int, steps: int, device: t
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             phases += (t1 - t0, t2 - t1, time.perf_counter() - t2)
-    return {"clips_per_s": batch * len(times) / sum(times), "best_clips_per_s": batch / min(times),
-            "step_s": times, "input_shape": list(shape),
-            "phase_s": dict(zip(("data", "forward_backward", "optimizer"), (phases / steps).tolist()))}
+    return {
+        "clips_per_s": batch * len(times) / sum(times),
+        "best_clips_per_s": batch / min(times),
+        "step_s": times,
+        "input_shape": list(shape),
+        "phase_s": dict(zip(("data", "forward_backward", "optimizer"), (phases / steps).tolist())),
+    }
 
 
-def time_embedding(encoder, features: np.ndarray, batch: int, warmup: int, steps: int,
-                   device: torch.device) -> dict[str, Any]:
+def time_embedding(
+    encoder, features: np.ndarray, batch: int, warmup: int, steps: int, device: torch.device
+) -> dict[str, Any]:
     """Clips/s of the probe's embedding pass: frozen encoder, every hidden state, all poolings."""
     from ..probe.embeddings import pool
 
@@ -169,8 +179,12 @@ def time_embedding(encoder, features: np.ndarray, batch: int, warmup: int, steps
             sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - start)
-    return {"clips_per_s": batch * len(times) / sum(times), "best_clips_per_s": batch / min(times),
-            "step_s": times, "input_shape": [batch, *features.shape[1:]]}
+    return {
+        "clips_per_s": batch * len(times) / sum(times),
+        "best_clips_per_s": batch / min(times),
+        "step_s": times,
+        "input_shape": [batch, *features.shape[1:]],
+    }
 
 
 # ---------------------------------------------------------------- the benchmark
@@ -203,16 +217,34 @@ def _check(preset: str, warmup: int, memory_clips: int, **counts: int) -> None:
         raise ConfigError(f"--preset {preset!r} is not valid: use one of {', '.join(PRESETS)}")
     bad = [name.replace("_", "-") for name, value in counts.items() if value < 1]
     if bad or warmup < 0 or memory_clips < 0:
-        raise ConfigError(f"--{', --'.join(bad or ['warmup/--memory-clips'])}: counts must be >= 1 "
-                          "(--warmup and --memory-clips >= 0)")
+        raise ConfigError(
+            f"--{', --'.join(bad or ['warmup/--memory-clips'])}: counts must be >= 1 (--warmup and --memory-clips >= 0)"
+        )
 
 
-def run_speed(preset: str = "base", batch: int = 8, steps: int = 8, seed_steps: int = 2,
-              warmup: int = 1, embed_batch: int = 64, embed_steps: int = 4,
-              memory_clips: int = 0, device: str | None = None, peak_n: int = 4096) -> dict[str, Any]:
+def run_speed(
+    preset: str = "base",
+    batch: int = 8,
+    steps: int = 8,
+    seed_steps: int = 2,
+    warmup: int = 1,
+    embed_batch: int = 64,
+    embed_steps: int = 4,
+    memory_clips: int = 0,
+    device: str | None = None,
+    peak_n: int = 4096,
+) -> dict[str, Any]:
     """Measure both pipelines, embedding extraction and the matmul peak; return one flat dict."""
-    _check(preset, warmup, memory_clips, batch=batch, steps=steps, seed_steps=seed_steps,
-           embed_batch=embed_batch, embed_steps=embed_steps)
+    _check(
+        preset,
+        warmup,
+        memory_clips,
+        batch=batch,
+        steps=steps,
+        seed_steps=seed_steps,
+        embed_batch=embed_batch,
+        embed_steps=embed_steps,
+    )
     dev = pick_device(device)
     threads = physical_cores()
     torch.set_num_threads(threads)  # one BLAS thread per physical core; SMT siblings only contend
@@ -227,39 +259,59 @@ def run_speed(preset: str = "base", batch: int = 8, steps: int = 8, seed_steps: 
         seed_model, ours_model = _models(preset)
         load = os.getloadavg()[0]
         peak = peak_gflops(dev, peak_n)
-        seed = time_training(seed_model, SeedClips([i.path for i in dataset.items]), batch, warmup,
-                             seed_steps, dev, fused=False)
+        seed = time_training(
+            seed_model, SeedClips([i.path for i in dataset.items]), batch, warmup, seed_steps, dev, fused=False
+        )
         seed_flops = flops.ssl_forward_flops(seed_model)
         del seed_model
         ours = time_training(ours_model, FeatureDataset(cache), batch, warmup, steps, dev, fused=True)
         embed = time_embedding(ours_model.encoder, cache.features, embed_batch, warmup, embed_steps, dev)
-        ours_flops, enc_flops = flops.ssl_forward_flops(ours_model), flops.encoder_flops(
-            flops.ast_shape(ours_model.encoder.config))
+        ours_flops, enc_flops = (
+            flops.ssl_forward_flops(ours_model),
+            flops.encoder_flops(flops.ast_shape(ours_model.encoder.config)),
+        )
         # Peak again at the end: on a shared machine the best of both is the closer to the truth.
         peak = max(peak, peak_gflops(dev, peak_n))
         mem = memory_footprint(memory_clips, Path(tmp) / "big", batch) if memory_clips else {}
     loads = {"load_avg_start": load, "load_avg_end": os.getloadavg()[0]}
-    return _result(preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops,
-                   enc_flops, {**loads, **mem})
+    return _result(
+        preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops, enc_flops, {**loads, **mem}
+    )
 
 
-def _result(preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops, enc_flops,
-            extra) -> dict[str, Any]:
-    out = {"preset": preset, "batch": batch, "device": str(dev), "threads": threads,
-           "torch_version": torch.__version__, "peak_gflops": peak,
-           "speedup": ours["clips_per_s"] / seed["clips_per_s"],
-           # best single step: the figure least disturbed by other processes on a shared machine
-           "best_speedup": ours["best_clips_per_s"] / seed["best_clips_per_s"],
-           "embed_batch": embed["input_shape"][0]}
-    per_clip = {"seed": flops.TRAIN_FACTOR * seed_flops, "ours": flops.TRAIN_FACTOR * ours_flops,
-                "embed": enc_flops}  # training steps count 3 forwards, embedding one
+def _result(
+    preset, batch, dev, threads, peak, seed, ours, embed, seed_flops, ours_flops, enc_flops, extra
+) -> dict[str, Any]:
+    out = {
+        "preset": preset,
+        "batch": batch,
+        "device": str(dev),
+        "threads": threads,
+        "torch_version": torch.__version__,
+        "peak_gflops": peak,
+        "speedup": ours["clips_per_s"] / seed["clips_per_s"],
+        # best single step: the figure least disturbed by other processes on a shared machine
+        "best_speedup": ours["best_clips_per_s"] / seed["best_clips_per_s"],
+        "embed_batch": embed["input_shape"][0],
+    }
+    per_clip = {
+        "seed": flops.TRAIN_FACTOR * seed_flops,
+        "ours": flops.TRAIN_FACTOR * ours_flops,
+        "embed": enc_flops,
+    }  # training steps count 3 forwards, embedding one
     for name, m in (("seed", seed), ("ours", ours), ("embed", embed)):
         rate = per_clip[name] * m["clips_per_s"] / 1e9
-        out.update({f"{name}_clips_per_s": m["clips_per_s"], f"{name}_gflops": rate,
-                    f"{name}_fraction_of_peak": rate / peak,
-                    f"{name}_best_fraction_of_peak": per_clip[name] * m["best_clips_per_s"] / 1e9 / peak,
-                    f"{name}_gflop_per_clip": per_clip[name] / 1e9,
-                    f"{name}_input_shape": m["input_shape"], f"{name}_step_s": m["step_s"]})
+        out.update(
+            {
+                f"{name}_clips_per_s": m["clips_per_s"],
+                f"{name}_gflops": rate,
+                f"{name}_fraction_of_peak": rate / peak,
+                f"{name}_best_fraction_of_peak": per_clip[name] * m["best_clips_per_s"] / 1e9 / peak,
+                f"{name}_gflop_per_clip": per_clip[name] / 1e9,
+                f"{name}_input_shape": m["input_shape"],
+                f"{name}_step_s": m["step_s"],
+            }
+        )
         if "phase_s" in m:  # mean seconds per step in data / forward+backward / clip+AdamW
             out[f"{name}_phase_s"] = m["phase_s"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -297,7 +349,7 @@ def memory_footprint(n_clips: int, folder: Path, batch: int, frames: int = 100, 
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n_clips, frames, bins))
     chunk = np.random.default_rng(0).standard_normal((1024, frames, bins), dtype=np.float32)
     for start in range(0, n_clips, len(chunk)):  # real pages on disk, not a sparse file
-        out[start:start + len(chunk)] = chunk[: n_clips - start]
+        out[start : start + len(chunk)] = chunk[: n_clips - start]
     out.flush()
     del out
     cache = FeatureCache(np.load(path, mmap_mode="r"), [], SkipLog(), None, folder)
@@ -307,7 +359,11 @@ def memory_footprint(n_clips: int, folder: Path, batch: int, frames: int = 100, 
     for i, _ in enumerate(torch.utils.data.DataLoader(data, batch_size=batch, shuffle=True, collate_fn=_stack)):
         if i % 64 == 0:
             peak = {k: max(v, peak[k]) for k, v in _status_mb().items()}
-    return {"memory_clips": n_clips, "memory_cache_mb": path.stat().st_size / 2**20,
-            "memory_anon_growth_mb": peak["RssAnon"] - base["RssAnon"],
-            "memory_file_growth_mb": peak["RssFile"] - base["RssFile"],
-            "memory_peak_anon_mb": peak["RssAnon"], "memory_peak_file_mb": peak["RssFile"]}
+    return {
+        "memory_clips": n_clips,
+        "memory_cache_mb": path.stat().st_size / 2**20,
+        "memory_anon_growth_mb": peak["RssAnon"] - base["RssAnon"],
+        "memory_file_growth_mb": peak["RssFile"] - base["RssFile"],
+        "memory_peak_anon_mb": peak["RssAnon"],
+        "memory_peak_file_mb": peak["RssFile"],
+    }

@@ -17,9 +17,10 @@ import logging
 import random
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from ..errors import StoreError
 
@@ -27,13 +28,43 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = "1"
 CELL_COLUMNS = (
-    "cell_id", "sweep", "encoder", "mask_strength", "mask_kind", "loss_on", "freeze", "probe",
-    "pooling", "seed", "status", "error", "run_dir", "pretrain_dir", "package_version",
-    "git_commit", "torch_version", "transformers_version", "device", "wall_time_s", "finished_at",
+    "cell_id",
+    "sweep",
+    "encoder",
+    "mask_strength",
+    "mask_kind",
+    "loss_on",
+    "freeze",
+    "probe",
+    "pooling",
+    "seed",
+    "status",
+    "error",
+    "run_dir",
+    "pretrain_dir",
+    "package_version",
+    "git_commit",
+    "torch_version",
+    "transformers_version",
+    "device",
+    "wall_time_s",
+    "finished_at",
 )
 RESULT_COLUMNS = (
-    "cell_id", "sweep", "encoder", "mask_strength", "mask_kind", "loss_on", "freeze", "probe",
-    "pooling", "layer", "seed", "split", "metric", "value",
+    "cell_id",
+    "sweep",
+    "encoder",
+    "mask_strength",
+    "mask_kind",
+    "loss_on",
+    "freeze",
+    "probe",
+    "pooling",
+    "layer",
+    "seed",
+    "split",
+    "metric",
+    "value",
 )
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT,
@@ -68,8 +99,10 @@ class ResultsStore:
     def __init__(self, path: Path, create: bool = True) -> None:
         self.path = Path(path)
         if not create and not self.path.is_file():
-            raise StoreError(f"results store {self.path} does not exist: run `mosquito-ssl benchmarks run` "
-                             "first or pass the store's path")
+            raise StoreError(
+                f"results store {self.path} does not exist: run `mosquito-ssl benchmarks run` "
+                "first or pass the store's path"
+            )
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._retry(self._init_schema)
@@ -95,14 +128,16 @@ class ResultsStore:
             except sqlite3.OperationalError as exc:
                 if not _locked(exc) or attempt == RETRIES - 1:
                     raise StoreError(f"results store {self.path}: {exc}") from exc
-                delay = min(0.05 * 2 ** attempt, 2.0) * (1 + random.random())
+                delay = min(0.05 * 2**attempt, 2.0) * (1 + random.random())
                 log.debug("store locked (%s); retry %d in %.2fs", exc, attempt + 1, delay)
                 time.sleep(delay)
             except sqlite3.IntegrityError:
                 raise  # bad rows (e.g. a repeated result row), not a bad store: the caller decides
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path} is not a usable results store ({exc}): "
-                                 "pass a store written by `mosquito-ssl benchmarks run`") from exc
+                raise StoreError(
+                    f"{self.path} is not a usable results store ({exc}): "
+                    "pass a store written by `mosquito-ssl benchmarks run`"
+                ) from exc
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -124,15 +159,16 @@ class ResultsStore:
                 if statement.strip():
                     con.execute(statement)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)",
-                        (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
 
     def _check_tables(self, con: sqlite3.Connection) -> None:
         con.execute("PRAGMA busy_timeout = 1000")  # fail fast on files that are not SQLite
         names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not {"cells", "results"} <= names:
-            raise StoreError(f"{self.path} has no cells/results tables: it is not a results store "
-                             "written by `mosquito-ssl benchmarks run`")
+            raise StoreError(
+                f"{self.path} has no cells/results tables: it is not a results store "
+                "written by `mosquito-ssl benchmarks run`"
+            )
 
     # ---- writing ----------------------------------------------------------------------------
     def commit_cell(self, cell: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -150,23 +186,29 @@ class ResultsStore:
         with self._transaction(con):
             con.execute("DELETE FROM results WHERE cell_id = ?", (cell["cell_id"],))
             con.executemany(f"INSERT INTO results {_placeholders(RESULT_COLUMNS)}", values)
-            con.execute(f"INSERT OR REPLACE INTO cells {_placeholders(CELL_COLUMNS)}",
-                        tuple(cell.get(k) for k in CELL_COLUMNS))
+            con.execute(
+                f"INSERT OR REPLACE INTO cells {_placeholders(CELL_COLUMNS)}", tuple(cell.get(k) for k in CELL_COLUMNS)
+            )
 
     def set_meta(self, key: str, value: str) -> None:
         def write(con):
             with self._transaction(con):
                 con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
         self._retry(write)
 
     def add_expected(self, cell_ids: Iterable[str]) -> None:
         """Remember which cells the sweep (or shard) expects, so ``status`` can count pending ones."""
+
         def write(con):
             with self._transaction(con):
                 row = con.execute("SELECT value FROM meta WHERE key = 'expected_cells'").fetchone()
                 ids = set(json.loads(row[0])) if row else set()
-                con.execute("INSERT OR REPLACE INTO meta VALUES ('expected_cells', ?)",
-                            (json.dumps(sorted(ids | set(cell_ids))),))
+                con.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('expected_cells', ?)",
+                    (json.dumps(sorted(ids | set(cell_ids))),),
+                )
+
         self._retry(write)
 
     def expected_ids(self) -> set[str] | None:
@@ -226,11 +268,15 @@ class ResultsStore:
                 con.execute(_TAKE_SQL)
                 cols = ", ".join(RESULT_COLUMNS)
                 con.execute("DELETE FROM main.results WHERE cell_id IN (SELECT cell_id FROM temp.take)")
-                con.execute(f"INSERT INTO main.results ({cols}) SELECT {cols} FROM src.results "
-                            "WHERE cell_id IN (SELECT cell_id FROM temp.take)")
+                con.execute(
+                    f"INSERT INTO main.results ({cols}) SELECT {cols} FROM src.results "
+                    "WHERE cell_id IN (SELECT cell_id FROM temp.take)"
+                )
                 ccols = ", ".join(CELL_COLUMNS)
-                con.execute(f"INSERT OR REPLACE INTO main.cells ({ccols}) SELECT {ccols} FROM src.cells "
-                            "WHERE cell_id IN (SELECT cell_id FROM temp.take)")
+                con.execute(
+                    f"INSERT OR REPLACE INTO main.cells ({ccols}) SELECT {ccols} FROM src.cells "
+                    "WHERE cell_id IN (SELECT cell_id FROM temp.take)"
+                )
                 taken = con.execute("SELECT COUNT(*) FROM temp.take").fetchone()[0]
                 con.execute("DROP TABLE temp.take")
         finally:
@@ -256,8 +302,13 @@ def _row_values(row: dict[str, Any]) -> dict[str, Any]:
     """
     layer = row.get("layer")
     extra = {"probe": str(row["probe"])} if row.get("probe") else {}
-    return {**extra, "layer": None if layer is None or layer != layer else int(layer),  # NaN -> NULL
-            "split": str(row["split"]), "metric": str(row["metric"]), "value": _float(row["value"])}
+    return {
+        **extra,
+        "layer": None if layer is None or layer != layer else int(layer),  # NaN -> NULL
+        "split": str(row["split"]),
+        "metric": str(row["metric"]),
+        "value": _float(row["value"]),
+    }
 
 
 def _float(value: Any) -> float | None:

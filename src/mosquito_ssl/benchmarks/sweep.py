@@ -42,8 +42,10 @@ class SweepSummary:
     def format(self) -> str:
         if self.dry_run:
             return f"dry run: nothing was run; {self.total - self.skipped} cells to run"
-        text = (f"{self.ran + self.skipped}/{self.total} cells done ({self.ran} run now, "
-                f"{self.skipped} already done), {self.failed} failed -> {self.store}")
+        text = (
+            f"{self.ran + self.skipped}/{self.total} cells done ({self.ran} run now, "
+            f"{self.skipped} already done), {self.failed} failed -> {self.store}"
+        )
         for name, error in self.errors[:10]:
             text += f"\n  failed {name}: {error}"
         if self.failed:
@@ -60,9 +62,13 @@ def _versions() -> dict[str, Any]:
     """Run metadata shared by every cell of this process (git and versions are asked once)."""
     meta = runs.run_metadata()
     v = meta["versions"]
-    return {"package_version": v.get("mosquito-ssl"), "git_commit": meta["git_commit"],
-            "torch_version": v.get("torch"), "transformers_version": v.get("transformers"),
-            "device": meta["device"]}
+    return {
+        "package_version": v.get("mosquito-ssl"),
+        "git_commit": meta["git_commit"],
+        "torch_version": v.get("torch"),
+        "transformers_version": v.get("transformers"),
+        "device": meta["device"],
+    }
 
 
 def _done_ids(path: Path) -> set[str]:
@@ -99,8 +105,10 @@ def run_cell(spec: SweepSpec, cell: Cell, force: bool, pretrained: dict[str, Any
         raise RuntimeError(f"probe run {result.run_dir} has no DONE marker")
     if not result.rows:
         raise RuntimeError(f"probe run {result.run_dir} returned no result rows")
-    return list(result.rows), {"run_dir": str(result.run_dir),
-                               "pretrain_dir": str(pretrain_dir) if pretrain_dir else None}
+    return list(result.rows), {
+        "run_dir": str(result.run_dir),
+        "pretrain_dir": str(pretrain_dir) if pretrain_dir else None,
+    }
 
 
 def _free_memory() -> None:
@@ -110,25 +118,24 @@ def _free_memory() -> None:
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except Exception:  # noqa: BLE001 - best effort only
+    except Exception:
         pass
 
 
-def _execute(spec: SweepSpec, cell: Cell, store: ResultsStore, meta: dict, force: bool,
-             pretrained: dict, summary: SweepSummary) -> None:
+def _execute(
+    spec: SweepSpec, cell: Cell, store: ResultsStore, meta: dict, force: bool, pretrained: dict, summary: SweepSummary
+) -> None:
     started = time.time()
     base = dict(cell.columns(), **meta)
     try:
         rows, extra = run_cell(spec, cell, force, pretrained)
-        store.commit_cell(dict(base, **extra, wall_time_s=round(time.time() - started, 3),
-                               finished_at=_now()), rows)
+        store.commit_cell(dict(base, **extra, wall_time_s=round(time.time() - started, 3), finished_at=_now()), rows)
     except Exception as exc:  # one failing cell (incl. rows the store rejects) is recorded; go on
         error = one_line(exc)
         log.warning("cell %s failed: %s", cell.name, error)
         log.debug("traceback of %s", cell.name, exc_info=True)
         _free_memory()
-        store.record_failure(dict(base, wall_time_s=round(time.time() - started, 3),
-                                  finished_at=_now()), error)
+        store.record_failure(dict(base, wall_time_s=round(time.time() - started, 3), finished_at=_now()), error)
         summary.failed += 1
         summary.errors.append((cell.name, error))
         return
@@ -147,16 +154,18 @@ def _ordered(cells: list[Cell]) -> list[Cell]:
     return sorted(cells, key=lambda c: first[c.group])
 
 
-def run_sweep(spec: SweepSpec, shard: tuple[int, int] = (0, 1), force: bool = False,
-              dry_run: bool = False, echo=print) -> SweepSummary:
+def run_sweep(
+    spec: SweepSpec, shard: tuple[int, int] = (0, 1), force: bool = False, dry_run: bool = False, echo=print
+) -> SweepSummary:
     """Expand, plan (printed through ``echo``), then run every cell of the shard not yet done."""
     cells = _ordered(select_shard(spec.cells(), shard))
     path = shard_store_path(spec, shard)
     done = set() if force else _done_ids(path)
     plan = make_plan(spec, cells, done, shard, path)
     echo(plan.format())
-    summary = SweepSummary(store=path, total=len(cells), skipped=len(cells) - len(plan.todo),
-                           plan=plan, dry_run=dry_run)
+    summary = SweepSummary(
+        store=path, total=len(cells), skipped=len(cells) - len(plan.todo), plan=plan, dry_run=dry_run
+    )
     if dry_run:
         return summary
     store = ResultsStore(path)
@@ -180,5 +189,4 @@ def _progress(total: int, initial: int):
     """Cells done / total with an ETA; the Trainer's and embedding bars appear below it."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="cells", unit="cell", position=0, leave=True,
-                dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc="cells", unit="cell", position=0, leave=True, dynamic_ncols=True)

@@ -44,7 +44,9 @@ def synth(
         seed=0 if seed is None else seed,
     )
     n_species = len(species) if species else 4
-    typer.echo(f"{path}: {n_species} species x {recordings} recordings x {clips} clips = {n_species * recordings * clips} clips")
+    typer.echo(
+        f"{path}: {n_species} species x {recordings} recordings x {clips} clips = {n_species * recordings * clips} clips"
+    )
 
 
 @app.command()
@@ -57,7 +59,9 @@ def inspect(
     group_column: Annotated[
         Optional[str], typer.Option("--group-column", help="CSV column grouping clips (recording, site, device).")
     ] = None,
-    audio_dir: Annotated[Optional[Path], typer.Option("--audio-dir", help="Folder holding the audio a CSV lists.")] = None,
+    audio_dir: Annotated[
+        Optional[Path], typer.Option("--audio-dir", help="Folder holding the audio a CSV lists.")
+    ] = None,
     clip_seconds: ClipSecondsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

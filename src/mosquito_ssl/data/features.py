@@ -210,7 +210,9 @@ def build_features(
     """Features for every usable clip of ``dataset``, from the cache when it is there."""
     settings = settings or FeatureSettings()
     if dataset.window is not None and abs(dataset.window - settings.clip_seconds) > 1e-9:
-        log.warning("window %.3gs differs from clip_seconds %.3gs: clips are cut/padded", dataset.window, settings.clip_seconds)
+        log.warning(
+            "window %.3gs differs from clip_seconds %.3gs: clips are cut/padded", dataset.window, settings.clip_seconds
+        )
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "features"
     path = root / cache_key(dataset, settings)
     if not runs.is_done(path):
@@ -224,7 +226,9 @@ def build_features(
             _compact(tmp, path / "features.npy", len(kept))
         else:
             os.replace(tmp, path / "features.npy")
-        runs.write_json_atomic(path / "items.json", {"kept": kept, "items": [dataclasses.asdict(dataset.items[i]) for i in kept]})
+        runs.write_json_atomic(
+            path / "items.json", {"kept": kept, "items": [dataclasses.asdict(dataset.items[i]) for i in kept]}
+        )
         runs.write_json_atomic(path / "skipped.json", skipped.to_dict())
         runs.write_json_atomic(path / "settings.json", {**settings.to_dict(), "source": dataset.source})
         runs.mark_done(path)
@@ -288,7 +292,9 @@ class FeatureDataset(torch.utils.data.Dataset):
         return out
 
 
-def inspect_data(source: str | Path, clip_seconds: float = 1.0, cache_dir: str | Path | None = None, **read_kwargs) -> dict[str, Any]:
+def inspect_data(
+    source: str | Path, clip_seconds: float = 1.0, cache_dir: str | Path | None = None, **read_kwargs
+) -> dict[str, Any]:
     """Read ``source``, build its feature cache and summarise it (``mosquito-ssl data inspect``)."""
     from collections import Counter
 

@@ -108,7 +108,9 @@ def _is_audio(p: Path) -> bool:
 
 def _audio_files(folder: Path, recursive: bool = True) -> list[Path]:
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if _is_audio(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    return sorted(
+        p for p in found if _is_audio(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
 def _csv_columns(path: Path) -> list[str]:
@@ -121,7 +123,7 @@ def detect_layout(source: Path) -> str:
         if source.suffix.lower() != ".csv":
             raise DataError(f"{source} is a file but not a CSV: pass a folder of audio files or a manifest CSV")
         cols = set(_csv_columns(source))
-        if HUMBUGDB_COLUMNS <= cols:
+        if cols >= HUMBUGDB_COLUMNS:
             return "humbugdb"
         if "path" in cols:
             return "csv"
@@ -136,7 +138,7 @@ def detect_layout(source: Path) -> str:
         return "flat"
     if _audio_files(source):
         return "folders"
-    csvs = [p for p in source.glob("*.csv") if HUMBUGDB_COLUMNS <= set(_csv_columns(p))]
+    csvs = [p for p in source.glob("*.csv") if set(_csv_columns(p)) >= HUMBUGDB_COLUMNS]
     if len(csvs) == 1:
         return "humbugdb"
     raise DataError(
@@ -147,9 +149,7 @@ def detect_layout(source: Path) -> str:
 
 def _check_column(name: str | None, columns: list[str], flag: str, source: Path) -> None:
     if name is not None and name not in columns:
-        raise ConfigError(
-            f"{flag} {name!r} is not a column of {source}; available columns: {', '.join(columns)}"
-        )
+        raise ConfigError(f"{flag} {name!r} is not a column of {source}; available columns: {', '.join(columns)}")
 
 
 def _clean(value: Any) -> str | None:
@@ -194,7 +194,11 @@ def _read_csv(source: Path, label_column, group_column, split_column, audio_dir)
     table = pd.read_csv(csv_path, dtype=str, keep_default_na=True)
     columns = [str(c) for c in table.columns]
     _check_column("path", columns, "the manifest column", csv_path)
-    for name, flag in ((label_column, "--label-column"), (group_column, "--group-column"), (split_column, "--split-column")):
+    for name, flag in (
+        (label_column, "--label-column"),
+        (group_column, "--group-column"),
+        (split_column, "--split-column"),
+    ):
         _check_column(name, columns, flag, csv_path)
     label_column = label_column or ("label" if "label" in columns else None)
     group_column = group_column or ("group" if "group" in columns else None)
@@ -240,7 +244,7 @@ def _humbugdb_audio_dir(csv_path: Path, audio_dir: Path | None) -> Path:
 def _read_humbugdb(source: Path, label_column, group_column, split_column, audio_dir) -> tuple[list[Item], SkipLog]:
     csv_path = source
     if source.is_dir():
-        csv_path = next(p for p in sorted(source.glob("*.csv")) if HUMBUGDB_COLUMNS <= set(_csv_columns(p)))
+        csv_path = next(p for p in sorted(source.glob("*.csv")) if set(_csv_columns(p)) >= HUMBUGDB_COLUMNS)
     table = humbugdb_table(csv_path, label_column, group_column)
     _check_column(split_column, [str(c) for c in table.columns], "--split-column", csv_path)
     folder = _humbugdb_audio_dir(csv_path, audio_dir)

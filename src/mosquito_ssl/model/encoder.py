@@ -28,14 +28,19 @@ log = logging.getLogger(__name__)
 
 _ARCH = dict(patch_size=16, frequency_stride=10, time_stride=10)
 # heads = hidden // 64 everywhere, so a config can be inferred from weights alone.
-PRESETS = MappingProxyType({
-    "tiny": MappingProxyType(dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=1,
-                                  intermediate_size=256, **_ARCH)),
-    "small": MappingProxyType(dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-                                   intermediate_size=1024, **_ARCH)),
-    "base": MappingProxyType(dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                                  intermediate_size=3072, **_ARCH)),  # AudioSet AST shape
-})
+PRESETS = MappingProxyType(
+    {
+        "tiny": MappingProxyType(
+            dict(hidden_size=64, num_hidden_layers=3, num_attention_heads=1, intermediate_size=256, **_ARCH)
+        ),
+        "small": MappingProxyType(
+            dict(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024, **_ARCH)
+        ),
+        "base": MappingProxyType(
+            dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072, **_ARCH)
+        ),  # AudioSet AST shape
+    }
+)
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 AST_EXTRACTOR_DEFAULT_LENGTH = 1024  # ASTFeatureExtractor pads to 10.24 s: not a clip length
 _STRIDE_GUESSES = (10, 16, 8, 12, 5, 4)
@@ -62,8 +67,12 @@ def preset_config(preset: str, features: Any = None) -> ASTConfig:
     if preset not in PRESETS:
         raise ConfigError(f"unknown encoder preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     features = _default_features(features)
-    return ASTConfig(**PRESETS[preset], max_length=features.max_length,
-                     num_mel_bins=features.num_mel_bins, attn_implementation="sdpa")
+    return ASTConfig(
+        **PRESETS[preset],
+        max_length=features.max_length,
+        num_mel_bins=features.num_mel_bins,
+        attn_implementation="sdpa",
+    )
 
 
 def _random_encoder(config: ASTConfig, seed: int) -> ASTModel:
@@ -80,8 +89,9 @@ def _random_encoder(config: ASTConfig, seed: int) -> ASTModel:
     return model
 
 
-def build_encoder(preset: str = "tiny", features: Any = None, pretrained: str | Path | None = None,
-                  seed: int = 0) -> ASTModel:
+def build_encoder(
+    preset: str = "tiny", features: Any = None, pretrained: str | Path | None = None, seed: int = 0
+) -> ASTModel:
     """Random (seeded) encoder from a preset, or a checkpoint (any ``load_encoder`` path) fitted
     to the clip; with ``pretrained`` the architecture is the checkpoint's and ``preset`` is unused."""
     features = _default_features(features)
@@ -91,8 +101,9 @@ def build_encoder(preset: str = "tiny", features: Any = None, pretrained: str | 
     return _random_encoder(preset_config(preset, features), seed)
 
 
-def adapt_position_embeddings(pos_embed: torch.Tensor, old_grid: tuple[int, int],
-                              new_grid: tuple[int, int]) -> torch.Tensor:
+def adapt_position_embeddings(
+    pos_embed: torch.Tensor, old_grid: tuple[int, int], new_grid: tuple[int, int]
+) -> torch.Tensor:
     """Fit (1, 2 + f*t, H) position embeddings to another patch grid, as YuanGongND/ast does.
 
     CLS/distillation embeddings are kept; the patch part is viewed as (1, H, f, t) (token index
@@ -102,17 +113,19 @@ def adapt_position_embeddings(pos_embed: torch.Tensor, old_grid: tuple[int, int]
     (f_old, t_old), (f_new, t_new) = old_grid, new_grid
     hidden = pos_embed.shape[-1]
     if pos_embed.shape[1] != 2 + f_old * t_old:
-        raise CheckpointError(f"position embeddings hold {pos_embed.shape[1] - 2} patches, not "
-                              f"{f_old}x{t_old}: the checkpoint's config.json does not match its weights")
+        raise CheckpointError(
+            f"position embeddings hold {pos_embed.shape[1] - 2} patches, not "
+            f"{f_old}x{t_old}: the checkpoint's config.json does not match its weights"
+        )
     grid = pos_embed[:, 2:, :].transpose(1, 2).reshape(1, hidden, f_old, t_old)
     if t_new < t_old:
         start = t_old // 2 - t_new // 2
-        grid = grid[:, :, :, start:start + t_new]
+        grid = grid[:, :, :, start : start + t_new]
     elif t_new > t_old:
         grid = F.interpolate(grid, size=(f_old, t_new), mode="bilinear")
     if f_new < f_old:
         start = f_old // 2 - f_new // 2
-        grid = grid[:, :, start:start + f_new, :]
+        grid = grid[:, :, start : start + f_new, :]
     elif f_new > f_old:
         grid = F.interpolate(grid, size=(f_new, t_new), mode="bilinear")
     patches = grid.reshape(1, hidden, f_new * t_new).transpose(1, 2)
@@ -154,25 +167,35 @@ def _checkpoint_features(folder: Path, features: Any) -> Any:
     if raw.get("max_length") != AST_EXTRACTOR_DEFAULT_LENGTH:
         return FeatureSettings.from_pretrained(folder)
     default = FeatureSettings()
-    log.info("%s pads to %d frames; using the default %s s clip instead", pre,
-             AST_EXTRACTOR_DEFAULT_LENGTH, default.clip_seconds)
-    return FeatureSettings(sample_rate=raw.get("sampling_rate", default.sample_rate),
-                           clip_seconds=default.clip_seconds,
-                           num_mel_bins=raw.get("num_mel_bins", default.num_mel_bins),
-                           mean=raw.get("mean", default.mean), std=raw.get("std", default.std))
+    log.info(
+        "%s pads to %d frames; using the default %s s clip instead",
+        pre,
+        AST_EXTRACTOR_DEFAULT_LENGTH,
+        default.clip_seconds,
+    )
+    return FeatureSettings(
+        sample_rate=raw.get("sampling_rate", default.sample_rate),
+        clip_seconds=default.clip_seconds,
+        num_mel_bins=raw.get("num_mel_bins", default.num_mel_bins),
+        mean=raw.get("mean", default.mean),
+        std=raw.get("std", default.std),
+    )
 
 
 def _from_pretrained(path: str | None, where: Path, **kwargs: Any) -> ASTModel:
     try:
-        model, info = ASTModel.from_pretrained(path, attn_implementation="sdpa",
-                                               output_loading_info=True, **kwargs)
+        model, info = ASTModel.from_pretrained(path, attn_implementation="sdpa", output_loading_info=True, **kwargs)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"cannot load the AST checkpoint {where} ({str(exc).splitlines()[0]}): "
-                              "its config.json must match its weights (same hidden size, layers)") from exc
+        raise CheckpointError(
+            f"cannot load the AST checkpoint {where} ({str(exc).splitlines()[0]}): "
+            "its config.json must match its weights (same hidden size, layers)"
+        ) from exc
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
-        raise CheckpointError(f"{where} lacks encoder weights {missing[:3]}...: "
-                              "point to an AST checkpoint (ASTModel or ASTForAudioClassification)")
+        raise CheckpointError(
+            f"{where} lacks encoder weights {missing[:3]}...: "
+            "point to an AST checkpoint (ASTModel or ASTForAudioClassification)"
+        )
     return model
 
 
@@ -180,11 +203,14 @@ def _load_hf_folder(folder: Path, features: Any) -> ASTModel:
     """HF ASTModel / ASTForAudioClassification folder, fitted to the feature settings."""
     config_file = folder / "config.json"
     if not folder.is_dir() or not config_file.is_file():
-        raise CheckpointError(f"{folder} is not an AST checkpoint folder (no config.json): point "
-                              "to a folder written by save_pretrained, a pretrain run or random:<preset>")
+        raise CheckpointError(
+            f"{folder} is not an AST checkpoint folder (no config.json): point "
+            "to a folder written by save_pretrained, a pretrain run or random:<preset>"
+        )
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise CheckpointError(f"{folder} has config.json but no {' or '.join(WEIGHT_FILES)}: "
-                              "copy the weights file next to config.json")
+        raise CheckpointError(
+            f"{folder} has config.json but no {' or '.join(WEIGHT_FILES)}: copy the weights file next to config.json"
+        )
     try:
         config = ASTConfig.from_pretrained(folder)
     except (OSError, ValueError) as exc:
@@ -208,8 +234,10 @@ def _check_hidden_size(folder: Path, config: ASTConfig) -> None:
     if hidden is None:
         raise CheckpointError(f"{weights} holds no AST embeddings (no cls_token): wrong checkpoint?")
     if hidden != config.hidden_size:
-        raise CheckpointError(f"{weights} has hidden size {hidden} but {folder / 'config.json'} says "
-                              f"{config.hidden_size}: use the config.json saved with these weights")
+        raise CheckpointError(
+            f"{weights} has hidden size {hidden} but {folder / 'config.json'} says "
+            f"{config.hidden_size}: use the config.json saved with these weights"
+        )
 
 
 def _encoder_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
@@ -217,15 +245,18 @@ def _encoder_state(state: dict[str, torch.Tensor], path: Path) -> dict[str, torc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a state dict: save "
-                              "model.state_dict() with torch.save")
-    enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")} or state
+        raise CheckpointError(
+            f"{path} holds a {type(state).__name__}, not a state dict: save model.state_dict() with torch.save"
+        )
+    enc = {k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")} or state
     # an encoder that was an ASTForAudioClassification: strip its prefix, drop its head
-    enc = {k.removeprefix("audio_spectrogram_transformer."): v for k, v in enc.items()
-           if not k.startswith("classifier.")}
+    enc = {
+        k.removeprefix("audio_spectrogram_transformer."): v for k, v in enc.items() if not k.startswith("classifier.")
+    }
     if "embeddings.cls_token" not in enc:
-        raise CheckpointError(f"{path} has no encoder.embeddings.cls_token: it is not an AST_SSL "
-                              "or ASTModel state dict")
+        raise CheckpointError(
+            f"{path} has no encoder.embeddings.cls_token: it is not an AST_SSL or ASTModel state dict"
+        )
     return enc
 
 
@@ -233,8 +264,7 @@ def infer_config(state: dict[str, torch.Tensor], features: Any) -> ASTConfig:
     """Encoder config from weight shapes alone (old and new transformers key names)."""
     hidden = state["embeddings.cls_token"].shape[-1]
     layers = {int(m.group(1)) for k in state if (m := _LAYER_KEY.match(k))}
-    fc1 = next((v for k, v in state.items()
-                if k.endswith(("mlp.fc1.weight", "intermediate.dense.weight"))), None)
+    fc1 = next((v for k, v in state.items() if k.endswith(("mlp.fc1.weight", "intermediate.dense.weight"))), None)
     conv = state["embeddings.patch_embeddings.projection.weight"]
     n_patches = state["embeddings.position_embeddings"].shape[1] - 2
     patch, bins = conv.shape[-1], features.num_mel_bins
@@ -244,13 +274,21 @@ def infer_config(state: dict[str, torch.Tensor], features: Any) -> ASTConfig:
             t_dim = n_patches // f_dim
             break
     else:
-        raise CheckpointError(f"cannot infer the patch grid of {n_patches} patches for "
-                              f"{bins} mel bins: put the encoder's config.json next to model.pth")
-    return ASTConfig(hidden_size=hidden, num_hidden_layers=len(layers),
-                     num_attention_heads=max(1, hidden // 64),
-                     intermediate_size=fc1.shape[0] if fc1 is not None else 4 * hidden,
-                     patch_size=patch, frequency_stride=stride, time_stride=stride,
-                     num_mel_bins=bins, max_length=(t_dim - 1) * stride + patch)
+        raise CheckpointError(
+            f"cannot infer the patch grid of {n_patches} patches for "
+            f"{bins} mel bins: put the encoder's config.json next to model.pth"
+        )
+    return ASTConfig(
+        hidden_size=hidden,
+        num_hidden_layers=len(layers),
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=fc1.shape[0] if fc1 is not None else 4 * hidden,
+        patch_size=patch,
+        frequency_stride=stride,
+        time_stride=stride,
+        num_mel_bins=bins,
+        max_length=(t_dim - 1) * stride + patch,
+    )
 
 
 def _sibling_config(config_file: Path) -> ASTConfig | None:
@@ -274,14 +312,19 @@ def _load_pth(path: Path, features: Any) -> ASTModel:
     config = _sibling_config(path.parent / "config.json")
     hidden, n_pos = enc["embeddings.cls_token"].shape[-1], enc["embeddings.position_embeddings"].shape[1]
     if config is not None and config.hidden_size != hidden:
-        raise CheckpointError(f"{path.parent / 'config.json'} says hidden size {config.hidden_size} "
-                              f"but {path} has {hidden}: delete that config.json to infer the "
-                              "encoder from the weights")
+        raise CheckpointError(
+            f"{path.parent / 'config.json'} says hidden size {config.hidden_size} "
+            f"but {path} has {hidden}: delete that config.json to infer the "
+            "encoder from the weights"
+        )
     if config is None:
         config = infer_config(enc, features)
     elif 2 + patch_grid(config)[0] * patch_grid(config)[1] != n_pos:
-        log.warning("%s/config.json disagrees with the position embeddings in %s; using the "
-                    "weights' patch grid", path.parent, path)
+        log.warning(
+            "%s/config.json disagrees with the position embeddings in %s; using the weights' patch grid",
+            path.parent,
+            path,
+        )
         inferred = infer_config(enc, features)
         config.max_length, config.num_mel_bins = inferred.max_length, inferred.num_mel_bins
     model = _from_pretrained(None, path, config=config, state_dict=enc)
@@ -292,8 +335,10 @@ def _locate(source: str | Path) -> Path:
     """The model.pth or HF checkpoint folder behind a run dir, ``final/``, file or folder."""
     path = Path(source).expanduser()
     if not path.exists():
-        raise CheckpointError(f"encoder {path} does not exist: pass a pretrain run directory, its "
-                              "final/, a model.pth, an HF AST checkpoint folder or random:<preset>")
+        raise CheckpointError(
+            f"encoder {path} does not exist: pass a pretrain run directory, its "
+            "final/, a model.pth, an HF AST checkpoint folder or random:<preset>"
+        )
     if path.is_file():
         if path.suffix not in (".pth", ".pt"):
             raise CheckpointError(f"{path} is a file but not a .pth state dict: pass its folder instead")
@@ -347,8 +392,10 @@ def parse_freeze(freeze: str, num_layers: int | None = None) -> tuple[str, int]:
         raise ConfigError(f"--freeze {freeze!r} is not valid: use {FREEZE_FORMS}")
     k = int(match.group(1))
     if num_layers is not None and k > num_layers:
-        raise ConfigError(f"--freeze {freeze!r} freezes {k} blocks but the encoder has {num_layers}: "
-                          f"use partial:0 .. partial:{num_layers}")
+        raise ConfigError(
+            f"--freeze {freeze!r} freezes {k} blocks but the encoder has {num_layers}: "
+            f"use partial:0 .. partial:{num_layers}"
+        )
     return "partial", k
 
 

@@ -55,8 +55,9 @@ class MaskSettings:
         return min(1.0, PATCH_FRACTION * self.mask_strength)
 
 
-def _band_masks(batch: int, n_masks: int, max_width: int, length: int,
-                generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _band_masks(
+    batch: int, n_masks: int, max_width: int, length: int, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """(batch, length) bool: union of ``n_masks`` bands, width ~ U{0..W}, start ~ U{0..L-width}."""
     max_width = min(max_width, length)
     if n_masks == 0 or max_width == 0:
@@ -70,8 +71,9 @@ def _band_masks(batch: int, n_masks: int, max_width: int, length: int,
     return inside.any(dim=1)
 
 
-def _patch_masks(batch: int, frames: int, bins: int, fraction: float,
-                 generator: torch.Generator | None, device: torch.device) -> torch.Tensor:
+def _patch_masks(
+    batch: int, frames: int, bins: int, fraction: float, generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
     """(batch, frames, bins) bool: exactly round(fraction * blocks) random blocks per example."""
     n_t, n_f = -(-frames // PATCH_BLOCK), -(-bins // PATCH_BLOCK)
     k = round(fraction * n_t * n_f)
@@ -83,9 +85,14 @@ def _patch_masks(batch: int, frames: int, bins: int, fraction: float,
     return blocks[:, t_idx[:, None], f_idx[None, :]]
 
 
-def sample_masks(batch: int, frames: int, bins: int, settings: MaskSettings,
-                 generator: torch.Generator | None = None,
-                 device: torch.device | str | None = None) -> torch.Tensor:
+def sample_masks(
+    batch: int,
+    frames: int,
+    bins: int,
+    settings: MaskSettings,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
     """Bool masks (batch, frames, bins), True = masked, independent per example."""
     if device is None:
         device = generator.device if generator is not None else torch.device("cpu")
@@ -93,10 +100,22 @@ def sample_masks(batch: int, frames: int, bins: int, settings: MaskSettings,
     kind = settings.mask_kind
     if kind == "patch":
         return _patch_masks(batch, frames, bins, settings.patch_fraction, generator, device)
-    time = _band_masks(batch, settings.time_masks if kind in ("specaugment", "time") else 0,
-                       settings.max_time_width, frames, generator, device)
-    freq = _band_masks(batch, settings.freq_masks if kind in ("specaugment", "freq") else 0,
-                       settings.max_freq_width, bins, generator, device)
+    time = _band_masks(
+        batch,
+        settings.time_masks if kind in ("specaugment", "time") else 0,
+        settings.max_time_width,
+        frames,
+        generator,
+        device,
+    )
+    freq = _band_masks(
+        batch,
+        settings.freq_masks if kind in ("specaugment", "freq") else 0,
+        settings.max_freq_width,
+        bins,
+        generator,
+        device,
+    )
     return time[:, :, None] | freq[:, None, :]
 
 
@@ -120,8 +139,6 @@ def expected_masked_fraction(frames: int, bins: int, settings: MaskSettings) -> 
     if kind == "patch":
         n_t, n_f = -(-frames // PATCH_BLOCK), -(-bins // PATCH_BLOCK)
         return round(settings.patch_fraction * n_t * n_f) / (n_t * n_f)  # every block equally likely
-    p_t = _band_coverage(settings.time_masks if kind in ("specaugment", "time") else 0,
-                         settings.max_time_width, frames)
-    p_f = _band_coverage(settings.freq_masks if kind in ("specaugment", "freq") else 0,
-                         settings.max_freq_width, bins)
+    p_t = _band_coverage(settings.time_masks if kind in ("specaugment", "time") else 0, settings.max_time_width, frames)
+    p_f = _band_coverage(settings.freq_masks if kind in ("specaugment", "freq") else 0, settings.max_freq_width, bins)
     return float(1 - ((1 - p_t)[:, None] * (1 - p_f)[None, :]).mean())

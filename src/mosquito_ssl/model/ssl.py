@@ -50,8 +50,14 @@ class ASTSSLOutput(ModelOutput):
 class ASTSSL(nn.Module):
     """Masked-spectrogram reconstruction around an ``ASTModel`` (kept as ``self.encoder``)."""
 
-    def __init__(self, encoder: ASTModel, mask: MaskSettings = MaskSettings(), loss_on: str = "all",
-                 proj_dim: int = 64, decoder_dim: int = 256) -> None:
+    def __init__(
+        self,
+        encoder: ASTModel,
+        mask: MaskSettings = MaskSettings(),
+        loss_on: str = "all",
+        proj_dim: int = 64,
+        decoder_dim: int = 256,
+    ) -> None:
         super().__init__()
         if loss_on not in LOSS_ON:
             raise ConfigError(f"--loss-on {loss_on!r} is not valid: use one of {', '.join(LOSS_ON)}")
@@ -68,11 +74,15 @@ class ASTSSL(nn.Module):
 
     def ssl_config(self) -> dict[str, Any]:
         """JSON-able settings that, with the encoder, rebuild this model (``from_ssl_config``)."""
-        return {**dataclasses.asdict(self.mask), "loss_on": self.loss_on,
-                "proj_dim": self.proj_dim, "decoder_dim": self.decoder_dim}
+        return {
+            **dataclasses.asdict(self.mask),
+            "loss_on": self.loss_on,
+            "proj_dim": self.proj_dim,
+            "decoder_dim": self.decoder_dim,
+        }
 
     @classmethod
-    def from_ssl_config(cls, encoder: ASTModel, config: dict[str, Any]) -> "ASTSSL":
+    def from_ssl_config(cls, encoder: ASTModel, config: dict[str, Any]) -> ASTSSL:
         mask_fields = {f.name for f in dataclasses.fields(MaskSettings)}
         mask = MaskSettings(**{k: v for k, v in config.items() if k in mask_fields})
         rest = {k: v for k, v in config.items() if k not in mask_fields}
@@ -103,9 +113,11 @@ class ASTSSL(nn.Module):
         """Mask, encode, reconstruct; extra kwargs (labels, num_items_in_batch) are ignored."""
         cfg = self.encoder.config
         if input_values.dim() != 3 or input_values.shape[1:] != (cfg.max_length, cfg.num_mel_bins):
-            raise ConfigError(f"input_values has shape {tuple(input_values.shape)} but the encoder "
-                              f"expects (batch, {cfg.max_length}, {cfg.num_mel_bins}): compute features "
-                              "with the encoder's FeatureSettings (load_encoder returns them)")
+            raise ConfigError(
+                f"input_values has shape {tuple(input_values.shape)} but the encoder "
+                f"expects (batch, {cfg.max_length}, {cfg.num_mel_bins}): compute features "
+                "with the encoder's FeatureSettings (load_encoder returns them)"
+            )
         mask = self._masks(input_values)
         recon = self.reconstruct(input_values.masked_fill(mask, 0.0))
         err = (recon - input_values) ** 2

@@ -1,7 +1,7 @@
 """``mosquito-ssl pretrain``: self-supervised pretraining of AST on unlabelled clips.
 
-    mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name tiny-demo
-    torchrun --nproc_per_node 2 -m mosquito_ssl pretrain data/ --preset base   # multi-GPU
+mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name tiny-demo
+torchrun --nproc_per_node 2 -m mosquito_ssl pretrain data/ --preset base   # multi-GPU
 """
 
 from __future__ import annotations
@@ -11,8 +11,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..options import (ClipSecondsOpt, ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, PresetOpt,
-                       PretrainedOpt, SeedOpt, WindowOpt)
+from ..options import (
+    ClipSecondsOpt,
+    ConfigOpt,
+    ForceOpt,
+    HopOpt,
+    LayoutOpt,
+    OutOpt,
+    PresetOpt,
+    PretrainedOpt,
+    SeedOpt,
+    WindowOpt,
+)
 
 Opt = typer.Option
 

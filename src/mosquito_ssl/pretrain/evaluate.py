@@ -14,7 +14,7 @@ def mean_spectrogram(features: np.ndarray, idx: np.ndarray, chunk: int = 1024) -
     """Mean (T, F) spectrogram over ``idx``, read in chunks so a memmap never loads whole."""
     total = np.zeros(features.shape[1:], dtype=np.float64)
     for start in range(0, len(idx), chunk):
-        total += features[np.sort(idx[start:start + chunk])].sum(axis=0)
+        total += features[np.sort(idx[start : start + chunk])].sum(axis=0)
     return (total / max(len(idx), 1)).astype(np.float32)
 
 
@@ -27,7 +27,7 @@ def baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size: int) ->
     cells = {"all": 0, "masked": 0}
     val_idx = np.sort(np.asarray(val_idx))
     for start in range(0, len(val_idx), batch_size):
-        batch = torch.from_numpy(np.array(cache.features[val_idx[start:start + batch_size]]))
+        batch = torch.from_numpy(np.array(cache.features[val_idx[start : start + batch_size]]))
         out = model(batch.to(device))
         recon, mask = out.reconstruction.float().cpu(), out.mask.cpu()
         model_err, base_err = (recon - batch) ** 2, (mean - batch) ** 2
@@ -43,6 +43,6 @@ def baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size: int) ->
         "val_mse_mean_baseline": sums["base_all"] / cells["all"],
         "val_mse_masked": sums["model_masked"] / masked if cells["masked"] else None,
         "val_mse_masked_mean_baseline": sums["base_masked"] / masked if cells["masked"] else None,
-        "val_clips": int(len(val_idx)),
-        "train_clips": int(len(train_idx)),
+        "val_clips": len(val_idx),
+        "train_clips": len(train_idx),
     }

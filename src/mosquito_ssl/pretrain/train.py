@@ -103,13 +103,13 @@ def load_pretrain_data(cfg: PretrainConfig):
     from ..data.manifest import read_dataset
     from ..data.splits import split_indices
 
-    dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=cfg.clip_seconds,
-                           window=cfg.window, hop=cfg.hop)
+    dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=cfg.clip_seconds, window=cfg.window, hop=cfg.hop)
     settings = FeatureSettings(clip_seconds=cfg.clip_seconds)
     cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)
     # Pretraining is unsupervised: the split only keeps recordings (groups) on one side.
-    parts = split_indices(len(cache), groups=cache.groups,
-                          fractions=(1 - cfg.val_fraction, cfg.val_fraction), seed=cfg.split_seed)
+    parts = split_indices(
+        len(cache), groups=cache.groups, fractions=(1 - cfg.val_fraction, cfg.val_fraction), seed=cfg.split_seed
+    )
     return cache, parts["train"], parts["val"]
 
 
@@ -147,9 +147,7 @@ def _check_run_dir(cfg: PretrainConfig, run_dir: Path) -> str | None:
         return None
     checkpoint = last_complete_checkpoint(run_dir)
     if checkpoint is not None and not cfg.resume:
-        raise ConfigError(
-            f"{run_dir} holds an unfinished run: pass --resume to continue it or --force to start over"
-        )
+        raise ConfigError(f"{run_dir} holds an unfinished run: pass --resume to continue it or --force to start over")
     return checkpoint
 
 
@@ -166,8 +164,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(run_dir)
     started = time.time()
     cache, train_idx, val_idx = load_pretrain_data(cfg)
-    log.info("run dir %s | %d train / %d val clips | config %s", run_dir, len(train_idx),
-             len(val_idx), cfg.science())
+    log.info("run dir %s | %d train / %d val clips | config %s", run_dir, len(train_idx), len(val_idx), cfg.science())
     runs.prepare_run_dir(run_dir, cfg, force=True)
     runs.write_json_atomic(run_dir / "data_summary.json", cache.summary())
     model = build_model(cfg, cache.settings)
@@ -183,8 +180,12 @@ def pretrain(cfg: PretrainConfig) -> Path:
     runs.write_json_atomic(run_dir / "log_history.json", trainer.state.log_history)
     save_final(trainer.model, cache, cfg, run_dir / "final", metrics)
     runs.finish_run(run_dir, metrics, started)
-    log.info("validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
-             metrics["val_mse"], metrics["val_mse_mean_baseline"], run_dir / "final")
+    log.info(
+        "validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
+        metrics["val_mse"],
+        metrics["val_mse_mean_baseline"],
+        run_dir / "final",
+    )
     return run_dir
 
 

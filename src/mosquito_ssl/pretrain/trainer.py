@@ -123,8 +123,7 @@ def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTr
     from ..data.features import FeatureDataset
 
     args = training_arguments(cfg, run_dir)
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience,
-                                       early_stopping_threshold=cfg.threshold)]
+    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience, early_stopping_threshold=cfg.threshold)]
     if args.process_index == 0:
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))))
     return SSLTrainer(

@@ -77,24 +77,28 @@ def logmel_stats(features: np.ndarray) -> np.ndarray:
     return np.concatenate([feats.mean(axis=1), feats.std(axis=1)], axis=1)
 
 
-def handcrafted_features(cache, cache_dir: Path | None = None, force: bool = False,
-                         chunk: int = 256) -> Embeddings:
+def handcrafted_features(cache, cache_dir: Path | None = None, force: bool = False, chunk: int = 256) -> Embeddings:
     """(N, 1, 2F + 5) hand-crafted features of a FeatureCache's clips, cached on disk."""
     from tqdm.auto import tqdm
 
     from ..data.audio import BadAudio, load_audio
 
     s = cache.settings
-    key = {"kind": POOLING, "features": runs._jsonable(s), "feature_cache": Path(cache.path).name,
-           "clips": clip_list_hash(cache.items),
-           "n": len(cache.items), "f0_range": list(F0_RANGE), "format": 1}
+    key = {
+        "kind": POOLING,
+        "features": runs._jsonable(s),
+        "feature_cache": Path(cache.path).name,
+        "clips": clip_list_hash(cache.items),
+        "n": len(cache.items),
+        "f0_range": list(F0_RANGE),
+        "format": 1,
+    }
     folder = cache_root(cache_dir) / runs.settings_hash(key, 20)
     if runs.is_done(folder) and not force:
         return Embeddings(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    stats = np.concatenate([logmel_stats(cache.features[i:i + chunk])
-                            for i in range(0, len(cache.items), chunk)])
+    stats = np.concatenate([logmel_stats(cache.features[i : i + chunk]) for i in range(0, len(cache.items), chunk)])
     wing = np.zeros((len(cache.items), 1 + N_HARMONICS), dtype=np.float32)
     for i, item in enumerate(tqdm(cache.items, desc="wingbeat f0", unit="clip", leave=False)):
         try:

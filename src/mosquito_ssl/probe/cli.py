@@ -19,8 +19,9 @@ import typer
 from ..options import ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, SeedOpt, WindowOpt
 
 Opt = typer.Option
-app = typer.Typer(help="Probe a pretrained encoder on labelled clips (linear, layer-wise, MLP, fine-tune).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Probe a pretrained encoder on labelled clips (linear, layer-wise, MLP, fine-tune).", no_args_is_help=True
+)
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
 DOCS = {
@@ -46,14 +47,19 @@ def _table(rows: list[dict], split: str) -> str:
 def _make(probe: str):
     def command(
         data: Annotated[Path, typer.Argument(help="Labelled clips: folder per species, manifest CSV or HumBugDB CSV.")],
-        encoder: Annotated[Optional[str], Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted.")] = None,
+        encoder: Annotated[
+            Optional[str],
+            Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted."),
+        ] = None,
         pooling: Annotated[Optional[str], Opt(help="cls, dist, cls_dist, mean (default) or cls+mean.")] = None,
         layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
         freeze: Annotated[Optional[str], Opt(help="finetune only: frozen, partial:K or full.")] = None,
         folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
         seed: SeedOpt = None,
         label_column: Annotated[Optional[str], Opt(help="Manifest column holding the class.")] = None,
-        group_column: Annotated[Optional[str], Opt(help="Column grouping clips (recording, site): never split across train/val/test.")] = None,
+        group_column: Annotated[
+            Optional[str], Opt(help="Column grouping clips (recording, site): never split across train/val/test.")
+        ] = None,
         split_column: Annotated[Optional[str], Opt(help="Column with a predefined train/val/test split.")] = None,
         audio_dir: Annotated[Optional[Path], Opt(help="Folder holding the audio a CSV lists.")] = None,
         layout: LayoutOpt = None,
@@ -63,7 +69,9 @@ def _make(probe: str):
         epochs: Annotated[Optional[int], Opt(help="finetune: epochs (20).")] = None,
         batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
         patience: Annotated[Optional[int], Opt(help="finetune: early-stopping patience in epochs (5).")] = None,
-        encoder_label: Annotated[Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")] = None,
+        encoder_label: Annotated[
+            Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
+        ] = None,
         out: OutOpt = None,
         run_name: Annotated[Optional[str], Opt(help="Run directory name under --out.")] = None,
         config: ConfigOpt = None,
@@ -103,6 +111,13 @@ def presence(
     """Cut recordings with 0.1-s presence labels into mosquito/background clips. Example: mosquito-ssl probe presence ../shared/data/humbug_ecml_culex LABELS.txt data/culex/manifest.csv"""
     from .presence import presence_manifest
 
-    path = presence_manifest(audio_dir, labels_txt, out_csv, window=window or 1.0, hop=hop or window or 1.0,
-                             min_fraction=min_fraction, metadata=metadata)
+    path = presence_manifest(
+        audio_dir,
+        labels_txt,
+        out_csv,
+        window=window or 1.0,
+        hop=hop or window or 1.0,
+        min_fraction=min_fraction,
+        metadata=metadata,
+    )
     typer.echo(f"manifest: {path}")

@@ -20,7 +20,7 @@ PROBES = ("linear", "layerwise", "mlp", "finetune")
 POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean")
 HANDCRAFTED = "handcrafted"
 # Regularisation grids searched on the validation split (C for logistic regression, alpha for MLP).
-C_GRID = tuple(float(10.0 ** k) for k in range(-3, 3))
+C_GRID = tuple(float(10.0**k) for k in range(-3, 3))
 ALPHA_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 
 
@@ -64,23 +64,26 @@ class ProbeConfig:
         if self.freeze not in ("frozen", "full", "none") and not re.fullmatch(r"partial:\d+", self.freeze):
             raise ConfigError(f"--freeze {self.freeze!r} is not valid: use frozen, partial:K or full")
         if self.probe != "finetune" and self.freeze != "frozen":
-            raise ConfigError(f"--freeze {self.freeze} trains the encoder: only --probe finetune does "
-                              "that; drop --freeze or use the finetune command")
+            raise ConfigError(
+                f"--freeze {self.freeze} trains the encoder: only --probe finetune does "
+                "that; drop --freeze or use the finetune command"
+            )
         if self.encoder == HANDCRAFTED and self.probe == "finetune":
             raise ConfigError("--encoder handcrafted has no network to fine-tune: use linear or mlp")
         if self.encoder == HANDCRAFTED and (self.probe == "layerwise" or self.layer is not None):
-            raise ConfigError("--encoder handcrafted has no layers: use the linear or mlp probe "
-                              "without --layer")
+            raise ConfigError("--encoder handcrafted has no layers: use the linear or mlp probe without --layer")
         if len(self.fractions) != 3 or abs(sum(self.fractions) - 1) > 1e-6 or min(self.fractions) <= 0:
-            raise ConfigError(f"fractions {self.fractions} must be three positive numbers "
-                              "(train, val, test) summing to 1")
+            raise ConfigError(
+                f"fractions {self.fractions} must be three positive numbers (train, val, test) summing to 1"
+            )
         if self.folds == 1 or self.folds < 0:
             raise ConfigError(f"--folds {self.folds} is not valid: use 0 (one split) or K >= 2")
         if self.layer is not None and self.probe in ("layerwise", "finetune"):
             raise ConfigError(f"--layer does not apply to --probe {self.probe}: drop it")
         if self.folds and self.probe == "finetune":
-            raise ConfigError("--folds with --probe finetune would fine-tune K encoders: "
-                              "use --folds with linear, layerwise or mlp")
+            raise ConfigError(
+                "--folds with --probe finetune would fine-tune K encoders: use --folds with linear, layerwise or mlp"
+            )
 
     @property
     def freeze_label(self) -> str:

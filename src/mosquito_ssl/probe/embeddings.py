@@ -49,9 +49,14 @@ def clip_list_hash(items) -> str:
 
 def embedding_key(fingerprint: str, cache) -> dict:
     """Encoder weights + feature settings + feature cache (its key covers file sizes/mtimes)."""
-    return {"encoder": fingerprint, "features": runs._jsonable(cache.settings),
-            "feature_cache": Path(cache.path).name, "clips": clip_list_hash(cache.items),
-            "n": len(cache.items), "format": 1}
+    return {
+        "encoder": fingerprint,
+        "features": runs._jsonable(cache.settings),
+        "feature_cache": Path(cache.path).name,
+        "clips": clip_list_hash(cache.items),
+        "n": len(cache.items),
+        "format": 1,
+    }
 
 
 def pool_tokens(hidden) -> dict:
@@ -63,8 +68,13 @@ def pool_tokens(hidden) -> dict:
     import torch
 
     cls, dist, patches = hidden[..., 0, :], hidden[..., 1, :], hidden[..., 2:, :].mean(dim=-2)
-    return {"cls": cls, "dist": dist, "cls_dist": (cls + dist) / 2, "mean": patches,
-            "cls+mean": torch.cat([cls, patches], dim=-1)}
+    return {
+        "cls": cls,
+        "dist": dist,
+        "cls_dist": (cls + dist) / 2,
+        "mean": patches,
+        "cls+mean": torch.cat([cls, patches], dim=-1),
+    }
 
 
 def pool(hidden, last):
@@ -98,11 +108,13 @@ def _check_entry(folder: Path, hidden: int, layers: int) -> None:
         raise DataError(
             f"cached embeddings in {folder} have hidden size {cached_hidden} and {cached_layers} layers "
             f"but the encoder has hidden size {hidden} and {layers} layers: delete {folder} "
-            "(or pass --force) and rerun")
+            "(or pass --force) and rerun"
+        )
 
 
-def compute_embeddings(model, cache, fingerprint: str, batch_size: int = 32,
-                       cache_dir: Path | None = None, force: bool = False) -> Embeddings:
+def compute_embeddings(
+    model, cache, fingerprint: str, batch_size: int = 32, cache_dir: Path | None = None, force: bool = False
+) -> Embeddings:
     """Embeddings of every clip of ``cache`` (a FeatureCache) under the frozen ``model``."""
     key = embedding_key(fingerprint, cache)
     folder = cache_root(cache_dir) / runs.settings_hash(key, 20)
@@ -115,8 +127,9 @@ def compute_embeddings(model, cache, fingerprint: str, batch_size: int = 32,
         shutil.rmtree(folder)  # unfinished or forced: start clean
     folder.mkdir(parents=True)
     _write_arrays(model, cache.features, folder, hidden, layers, batch_size)
-    runs.write_json_atomic(folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden],
-                                                   "poolings": list(POOLINGS)})
+    runs.write_json_atomic(
+        folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden], "poolings": list(POOLINGS)}
+    )
     runs.mark_done(folder)
     return Embeddings(folder)
 
@@ -129,18 +142,20 @@ def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch
     n = len(features)
     widths = {p: 2 * hidden if p == "cls+mean" else hidden for p in POOLINGS}
     tmp = {p: folder / f".{p}.npy.tmp" for p in POOLINGS}
-    arrays = {p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=np.float32, shape=(n, layers, widths[p]))
-              for p in POOLINGS}
+    arrays = {
+        p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=np.float32, shape=(n, layers, widths[p]))
+        for p in POOLINGS
+    }
     device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
         for start in tqdm(range(0, n, batch_size), desc="embeddings", unit="batch", leave=False):
-            x = torch.from_numpy(np.array(features[start:start + batch_size])).to(device)  # copy off the memmap
+            x = torch.from_numpy(np.array(features[start : start + batch_size])).to(device)  # copy off the memmap
             out = model(x, output_hidden_states=True)
             EMBED_FORWARDS += 1
             pooled = pool(torch.stack(out.hidden_states, dim=1), out.last_hidden_state)
             for p, value in pooled.items():
-                arrays[p][start:start + len(x)] = value.float().cpu().numpy()
+                arrays[p][start : start + len(x)] = value.float().cpu().numpy()
     for p, array in arrays.items():
         array.flush()
         del array

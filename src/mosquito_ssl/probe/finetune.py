@@ -30,15 +30,20 @@ log = logging.getLogger(__name__)
 class ASTClassifier(torch.nn.Module):
     """AST encoder + pooling + dropout + linear head; loss = class-weighted cross-entropy."""
 
-    def __init__(self, encoder, n_classes: int, pooling: str = "mean", dropout: float = 0.1,
-                 class_weights: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        encoder,
+        n_classes: int,
+        pooling: str = "mean",
+        dropout: float = 0.1,
+        class_weights: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         self.encoder, self.pooling = encoder, pooling
         width = encoder.config.hidden_size * (2 if pooling == "cls+mean" else 1)
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(width, n_classes)
-        self.register_buffer("class_weights", class_weights if class_weights is not None
-                             else torch.ones(n_classes))
+        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(n_classes))
 
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None):
         hidden = self.encoder(input_values).last_hidden_state
@@ -56,8 +61,14 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def build_classifier(encoder, freeze: str, n_classes: int, pooling: str = "mean", dropout: float = 0.1,
-                     weights: torch.Tensor | None = None) -> ASTClassifier:
+def build_classifier(
+    encoder,
+    freeze: str,
+    n_classes: int,
+    pooling: str = "mean",
+    dropout: float = 0.1,
+    weights: torch.Tensor | None = None,
+) -> ASTClassifier:
     from ..model.encoder import apply_freeze
 
     trainable = apply_freeze(encoder, freeze)
@@ -72,13 +83,28 @@ def _compute_metrics(pred) -> dict:
 
 def _arguments(cfg, out: Path) -> TrainingArguments:
     return TrainingArguments(
-        output_dir=str(out), learning_rate=cfg.lr, per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
-        warmup_steps=0.1, weight_decay=0.01, eval_strategy="epoch", save_strategy="epoch",
-        logging_strategy="epoch", save_total_limit=1, load_best_model_at_end=True,
-        metric_for_best_model="eval_balanced_accuracy", greater_is_better=True,
-        dataloader_num_workers=0, dataloader_pin_memory=torch.cuda.is_available(), seed=cfg.seed, data_seed=cfg.seed, report_to="none",
-        remove_unused_columns=False, label_names=["labels"], disable_tqdm=True,
+        output_dir=str(out),
+        learning_rate=cfg.lr,
+        per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.batch_size,
+        num_train_epochs=cfg.epochs,
+        warmup_steps=0.1,
+        weight_decay=0.01,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        logging_strategy="epoch",
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_balanced_accuracy",
+        greater_is_better=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=torch.cuda.is_available(),
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to="none",
+        remove_unused_columns=False,
+        label_names=["labels"],
+        disable_tqdm=True,
         bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
 
@@ -96,11 +122,13 @@ def finetune(cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str]
     from ..data.features import FeatureDataset
 
     torch.manual_seed(cfg.seed)
-    model = build_classifier(encoder, cfg.freeze, len(classes), cfg.pooling, cfg.dropout,
-                             class_weights(y[parts["train"]], len(classes)))
+    model = build_classifier(
+        encoder, cfg.freeze, len(classes), cfg.pooling, cfg.dropout, class_weights(y[parts["train"]], len(classes))
+    )
     out = Path(run_dir) / "trainer"
     trainer = Trainer(
-        model=model, args=_arguments(cfg, out),
+        model=model,
+        args=_arguments(cfg, out),
         train_dataset=FeatureDataset(cache, parts["train"], y),
         eval_dataset=FeatureDataset(cache, parts["val"], y),
         compute_metrics=_compute_metrics,
@@ -108,8 +136,12 @@ def finetune(cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str]
         callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience)],
     )
     trainer.train()
-    fit = Fit(params={"epochs_run": float(trainer.state.epoch or 0),
-                      "val_balanced_accuracy": float(trainer.state.best_metric or np.nan)})
+    fit = Fit(
+        params={
+            "epochs_run": float(trainer.state.epoch or 0),
+            "val_balanced_accuracy": float(trainer.state.best_metric or np.nan),
+        }
+    )
     for split in ("val", "test"):
         logits = trainer.predict(FeatureDataset(cache, parts[split], y)).predictions
         logits = logits[0] if isinstance(logits, tuple) else logits

@@ -38,14 +38,24 @@ class Fit:
 
 def logistic(c: float, seed: int = 0) -> Pipeline:
     # class_weight="balanced": HumBugDB-like data is imbalanced and we select by balanced accuracy.
-    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000,
-                                                              class_weight="balanced", random_state=seed))
+    return make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed)
+    )
 
 
 def mlp(alpha: float, seed: int = 0) -> Pipeline:
-    return make_pipeline(StandardScaler(), MLPClassifier(
-        hidden_layer_sizes=(256,), alpha=alpha, early_stopping=True, validation_fraction=0.15,
-        max_iter=500, n_iter_no_change=20, random_state=seed))
+    return make_pipeline(
+        StandardScaler(),
+        MLPClassifier(
+            hidden_layer_sizes=(256,),
+            alpha=alpha,
+            early_stopping=True,
+            validation_fraction=0.15,
+            max_iter=500,
+            n_iter_no_change=20,
+            random_state=seed,
+        ),
+    )
 
 
 def val_score(y_true: np.ndarray, y_pred: np.ndarray) -> float:
@@ -62,9 +72,16 @@ def _full_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
     return proba
 
 
-def fit_selected(make: Callable[[float, int], Pipeline], grid: Sequence[float], X: np.ndarray,
-                 y: np.ndarray, parts: dict[str, np.ndarray], n_classes: int, seed: int = 0,
-                 name: str = "C") -> Fit:
+def fit_selected(
+    make: Callable[[float, int], Pipeline],
+    grid: Sequence[float],
+    X: np.ndarray,
+    y: np.ndarray,
+    parts: dict[str, np.ndarray],
+    n_classes: int,
+    seed: int = 0,
+    name: str = "C",
+) -> Fit:
     """Grid-search ``make(value)`` on val, report val from the train-only fit, test from a refit.
 
     ``grid`` is tried from strongest to weakest regularisation so a tie keeps the stronger one.
@@ -97,8 +114,9 @@ def mlp_probe(X, y, parts, n_classes: int, grid: Sequence[float], seed: int = 0)
     return fit_selected(mlp, sorted(grid, reverse=True), X, y, parts, n_classes, seed, name="alpha")
 
 
-def layerwise_probe(E: np.ndarray, y, parts, n_classes: int, grid: Sequence[float],
-                    seed: int = 0) -> tuple[list[Fit], int]:
+def layerwise_probe(
+    E: np.ndarray, y, parts, n_classes: int, grid: Sequence[float], seed: int = 0
+) -> tuple[list[Fit], int]:
     """Linear probe on every layer of E (N, L+1, D); best layer by VALIDATION balanced accuracy."""
     fits = []
     for layer in range(E.shape[1]):
@@ -108,8 +126,9 @@ def layerwise_probe(E: np.ndarray, y, parts, n_classes: int, grid: Sequence[floa
     return fits, int(np.argmax(scores))  # ties -> the earlier (cheaper) layer
 
 
-def weighted_probe(E: np.ndarray, y, parts, n_classes: int, seed: int = 0, epochs: int = 300,
-                   patience: int = 30, lr: float = 1e-2) -> Fit:
+def weighted_probe(
+    E: np.ndarray, y, parts, n_classes: int, seed: int = 0, epochs: int = 300, patience: int = 30, lr: float = 1e-2
+) -> Fit:
     """Softmax-weighted sum of standardised layers + linear classifier (torch, full batch).
 
     Trained with Adam and class-weighted cross-entropy on train, early-stopped on validation

@@ -13,8 +13,15 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score,
-                             precision_score, recall_score, roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,17 +33,19 @@ def roc_auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
     """Macro one-vs-rest ROC-AUC (binary: AUC of class 1); NaN + warning if a class is absent."""
     present = np.unique(y_true)
     if len(present) < n_classes:
-        log.warning("roc_auc is NaN: class(es) %s absent from this split (AUC needs positives "
-                    "and negatives of every class)", sorted(set(range(n_classes)) - set(present)))
+        log.warning(
+            "roc_auc is NaN: class(es) %s absent from this split (AUC needs positives and negatives of every class)",
+            sorted(set(range(n_classes)) - set(present)),
+        )
         return float("nan")
     if n_classes == 2:
         return float(roc_auc_score(y_true, proba[:, 1]))
-    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro",
-                               labels=list(range(n_classes))))
+    return float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=list(range(n_classes))))
 
 
-def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], proba: np.ndarray,
-                           classes: Sequence[str]) -> dict[str, float]:
+def classification_metrics(
+    y_true: Sequence[int], y_pred: Sequence[int], proba: np.ndarray, classes: Sequence[str]
+) -> dict[str, float]:
     """Headline and per-class metrics of integer-coded predictions (classes[i] names code i)."""
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(classes)))
@@ -67,17 +76,26 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[st
     return frame
 
 
-def predictions_frame(items: Sequence, idx: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                      proba: np.ndarray, classes: Sequence[str], split: str) -> pd.DataFrame:
+def predictions_frame(
+    items: Sequence,
+    idx: np.ndarray,
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    proba: np.ndarray,
+    classes: Sequence[str],
+    split: str,
+) -> pd.DataFrame:
     """One row per clip: path, offset, group, label, pred, split, prob:<class>..."""
-    frame = pd.DataFrame({
-        "path": [str(items[i].path) for i in idx],
-        "offset": [float(getattr(items[i], "offset", 0.0) or 0.0) for i in idx],
-        "group": [items[i].group for i in idx],
-        "label": [classes[k] for k in y_true],
-        "pred": [classes[k] for k in y_pred],
-        "split": split,
-    })
+    frame = pd.DataFrame(
+        {
+            "path": [str(items[i].path) for i in idx],
+            "offset": [float(getattr(items[i], "offset", 0.0) or 0.0) for i in idx],
+            "group": [items[i].group for i in idx],
+            "label": [classes[k] for k in y_true],
+            "pred": [classes[k] for k in y_pred],
+            "split": split,
+        }
+    )
     for k, name in enumerate(classes):
         frame[f"prob:{name}"] = np.asarray(proba)[:, k]
     return frame

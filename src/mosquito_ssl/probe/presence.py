@@ -48,8 +48,7 @@ def _recordings(audio_dir: Path, metadata: Path | None) -> pd.DataFrame:
     table = pd.read_csv(metadata)
     missing = {"path", "label_row"} - set(table.columns)
     if missing:
-        raise DataError(f"{metadata} lacks column(s) {', '.join(sorted(missing))}; it has "
-                        f"{', '.join(table.columns)}")
+        raise DataError(f"{metadata} lacks column(s) {', '.join(sorted(missing))}; it has {', '.join(table.columns)}")
     return table
 
 
@@ -58,14 +57,21 @@ def _windows(cells: np.ndarray, duration: float, window: float, hop: float):
     per = int(round(window / CELL_SECONDS))
     for k in range(max(n, 0)):
         start = int(round(k * hop / CELL_SECONDS))
-        part = cells[start:start + per]
+        part = cells[start : start + per]
         if len(part) == per:
             yield k * hop, float(part.mean())
 
 
-def presence_manifest(audio_dir, labels_txt, out_csv, window: float = 1.0, hop: float = 1.0,
-                      min_fraction: float = 0.5, max_background: float = 0.0,
-                      metadata: Path | None = None) -> Path:
+def presence_manifest(
+    audio_dir,
+    labels_txt,
+    out_csv,
+    window: float = 1.0,
+    hop: float = 1.0,
+    min_fraction: float = 0.5,
+    max_background: float = 0.0,
+    metadata: Path | None = None,
+) -> Path:
     """Write presence clips + ``out_csv`` (path,label,group); return ``out_csv``."""
     audio_dir, out_csv = Path(audio_dir), Path(out_csv)
     rows, table = read_label_rows(labels_txt), _recordings(audio_dir, metadata)
@@ -78,8 +84,12 @@ def presence_manifest(audio_dir, labels_txt, out_csv, window: float = 1.0, hop: 
         duration = info.frames / info.samplerate
         cells = rows[int(rec.label_row)][: int(round(duration / CELL_SECONDS))]
         if hasattr(rec, "frac_mosquito_0p1s") and abs(cells.mean() - rec.frac_mosquito_0p1s) > 0.01:
-            log.warning("%s: label fraction %.3f differs from metadata %.3f: check label_row",
-                        path, cells.mean(), rec.frac_mosquito_0p1s)
+            log.warning(
+                "%s: label fraction %.3f differs from metadata %.3f: check label_row",
+                path,
+                cells.mean(),
+                rec.frac_mosquito_0p1s,
+            )
         wave, sr = sf.read(str(path), dtype="float32")
         for offset, frac in _windows(cells, duration, window, hop):
             label = "mosquito" if frac >= min_fraction else "background" if frac <= max_background else None
@@ -87,7 +97,7 @@ def presence_manifest(audio_dir, labels_txt, out_csv, window: float = 1.0, hop: 
                 continue
             name = f"{path.stem}_{offset:07.2f}.wav"
             start = int(round(offset * sr))
-            sf.write(clips_dir / name, wave[start:start + int(round(window * sr))], sr, subtype="PCM_16")
+            sf.write(clips_dir / name, wave[start : start + int(round(window * sr))], sr, subtype="PCM_16")
             out.append({"path": f"clips/{name}", "label": label, "group": path.stem, "offset": offset})
     frame = pd.DataFrame(out)
     runs.write_text_atomic(out_csv, frame[["path", "label", "group"]].to_csv(index=False))

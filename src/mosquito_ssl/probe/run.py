@@ -61,8 +61,10 @@ def _encoder(cfg: ProbeConfig):
 
     model, settings = load_encoder(cfg.encoder)
     if cfg.layer is not None and not 0 <= cfg.layer <= model.config.num_hidden_layers:
-        raise ConfigError(f"--layer {cfg.layer} does not exist: the encoder has layers 0 (embedding "
-                          f"output) .. {model.config.num_hidden_layers}")
+        raise ConfigError(
+            f"--layer {cfg.layer} does not exist: the encoder has layers 0 (embedding "
+            f"output) .. {model.config.num_hidden_layers}"
+        )
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), settings
 
 
@@ -70,14 +72,23 @@ def _labelled_dataset(cfg: ProbeConfig, settings):
     from ..data.manifest import read_dataset
     from ..data.splits import check_labels
 
-    dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=settings.clip_seconds,
-                           window=cfg.window, hop=cfg.hop, label_column=cfg.label_column,
-                           group_column=cfg.group_column, split_column=cfg.split_column,
-                           audio_dir=cfg.audio_dir)
+    dataset = read_dataset(
+        cfg.data,
+        layout=cfg.layout,
+        clip_seconds=settings.clip_seconds,
+        window=cfg.window,
+        hop=cfg.hop,
+        label_column=cfg.label_column,
+        group_column=cfg.group_column,
+        split_column=cfg.split_column,
+        audio_dir=cfg.audio_dir,
+    )
     if not dataset.has_labels:
-        raise DataError(f"{cfg.data} has no labels ({dataset.layout} layout): a probe needs labelled "
-                        "clips; use one folder per species or a manifest.csv with a label column "
-                        "(--label-column)")
+        raise DataError(
+            f"{cfg.data} has no labels ({dataset.layout} layout): a probe needs labelled "
+            "clips; use one folder per species or a manifest.csv with a label column "
+            "(--label-column)"
+        )
     predefined = any(i.split is not None for i in dataset.items)
     if not predefined:  # a user split is checked after splitting (unseen labels)
         needed = cfg.folds or len(cfg.fractions)
@@ -95,17 +106,18 @@ def _split(cfg: ProbeConfig, cache, y: np.ndarray, classes: list[str]):
     if cfg.folds:
         return None, kfold_indices(len(y), labels, groups, k=cfg.folds, seed=cfg.seed)
     predefined = [i.split for i in cache.items] if any(i.split for i in cache.items) else None
-    parts = split_indices(len(y), labels, groups, fractions=cfg.fractions, seed=cfg.seed,
-                          predefined=predefined)
+    parts = split_indices(len(y), labels, groups, fractions=cfg.fractions, seed=cfg.seed, predefined=predefined)
     if "test" not in parts:
         raise DataError("the split column names no 'test' items: mark some rows as test")
     seen = set(y[parts["train"]])
     for split in ("val", "test"):
         unseen = sorted(classes[k] for k in set(y[parts[split]]) - seen)
         if unseen:
-            raise DataError(f"label(s) {', '.join(unseen)} occur in the {split} split but never in "
-                            "train: a probe cannot predict a class it never saw; move some of those "
-                            "recordings to train in the split column")
+            raise DataError(
+                f"label(s) {', '.join(unseen)} occur in the {split} split but never in "
+                "train: a probe cannot predict a class it never saw; move some of those "
+                "recordings to train in the split column"
+            )
     return parts, None
 
 
@@ -115,16 +127,24 @@ def prepare(cfg: ProbeConfig) -> Prepared:
 
     model, settings = _encoder(cfg)
     dataset = _labelled_dataset(cfg, settings)
-    cache = build_features(dataset, settings,
-                           cache_dir=None if cfg.cache_dir is None else Path(cfg.cache_dir) / "features")
+    cache = build_features(
+        dataset, settings, cache_dir=None if cfg.cache_dir is None else Path(cfg.cache_dir) / "features"
+    )
     classes = sorted({i.label for i in cache.items})
     codes = {c: k for k, c in enumerate(classes)}
     y = np.asarray([codes[i.label] for i in cache.items])
     parts, folds = _split(cfg, cache, y, classes)
-    counts = {name: {classes[k]: int(n) for k, n in enumerate(np.bincount(y[idx], minlength=len(classes)))}
-              for name, idx in (parts or {}).items()}
-    log.info("%d clips, %d classes %s, splits %s", len(y), len(classes), classes,
-             {k: len(v) for k, v in (parts or {}).items()} or f"{cfg.folds} folds")
+    counts = {
+        name: {classes[k]: int(n) for k, n in enumerate(np.bincount(y[idx], minlength=len(classes)))}
+        for name, idx in (parts or {}).items()
+    }
+    log.info(
+        "%d clips, %d classes %s, splits %s",
+        len(y),
+        len(classes),
+        classes,
+        {k: len(v) for k, v in (parts or {}).items()} or f"{cfg.folds} folds",
+    )
     summary = {k: v for k, v in cache.summary().items() if k != "skipped_files"}
     return Prepared(model, cache, classes, y, cache.groups, parts, folds, counts, summary)
 
@@ -153,8 +173,13 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
             rows, preds, headline = _evaluate(cfg, prep, entries)
     if "best_layer" in params:
         rows += to_rows({"best_layer": params["best_layer"]}, "val", **_keys(cfg, cfg.probe))
-    metrics = {"headline": headline, "params": params, "classes": prep.classes,
-               "counts": prep.counts, "data": prep.summary}
+    metrics = {
+        "headline": headline,
+        "params": params,
+        "classes": prep.classes,
+        "counts": prep.counts,
+        "data": prep.summary,
+    }
     _write_outputs(run_dir, rows, preds, prep.classes)
     runs.finish_run(run_dir, metrics, started, embeddings=str(prep.embeddings_dir or ""))
     return ProbeResult(run_dir, rows, metrics)
@@ -163,8 +188,10 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
 def stored_result(run_dir: Path) -> ProbeResult:
     frame = pd.read_csv(run_dir / "results.csv")
     frame["layer"] = frame["layer"].astype(object).where(frame["layer"].notna(), None)
-    rows = [{k: (int(v) if k in ("layer", "seed") and v is not None else v) for k, v in r.items()}
-            for r in frame.to_dict("records")]
+    rows = [
+        {k: (int(v) if k in ("layer", "seed") and v is not None else v) for k, v in r.items()}
+        for r in frame.to_dict("records")
+    ]
     return ProbeResult(run_dir, rows, runs.read_json(run_dir / runs.METRICS))
 
 
@@ -179,8 +206,9 @@ def _embeddings(cfg: ProbeConfig, prep: Prepared) -> np.ndarray:
     from ..model.encoder import encoder_fingerprint
     from .embeddings import compute_embeddings
 
-    emb = compute_embeddings(prep.model, prep.cache, encoder_fingerprint(prep.model),
-                             batch_size=cfg.batch_size, cache_dir=cfg.cache_dir)
+    emb = compute_embeddings(
+        prep.model, prep.cache, encoder_fingerprint(prep.model), batch_size=cfg.batch_size, cache_dir=cfg.cache_dir
+    )
     prep.embeddings_dir = emb.folder
     return emb.load(cfg.pooling)
 
@@ -192,8 +220,11 @@ def probe_entries(cfg: ProbeConfig, E: np.ndarray, y: np.ndarray, parts: dict, n
         weighted = linear.weighted_probe(E, y, parts, n_classes, cfg.seed)
         entries = [("layerwise", i, f) for i, f in enumerate(fits)]
         entries += [("layerwise", None, fits[best]), ("weighted", None, weighted)]
-        params = {"best_layer": best, **{f"C:{i}": f.params["C"] for i, f in enumerate(fits)},
-                  **{k: v for k, v in weighted.params.items() if k.startswith("layer_weight")}}
+        params = {
+            "best_layer": best,
+            **{f"C:{i}": f.params["C"] for i, f in enumerate(fits)},
+            **{k: v for k, v in weighted.params.items() if k.startswith("layer_weight")},
+        }
         return entries, params
     layer = E.shape[1] - 1 if cfg.layer is None else cfg.layer
     X = np.asarray(E[:, layer, :])
@@ -205,8 +236,7 @@ def probe_entries(cfg: ProbeConfig, E: np.ndarray, y: np.ndarray, parts: dict, n
 
 
 def _keys(cfg: ProbeConfig, probe: str) -> dict:
-    return dict(encoder=cfg.label, freeze=cfg.freeze_label, probe=probe, pooling=cfg.row_pooling,
-                seed=cfg.seed)
+    return dict(encoder=cfg.label, freeze=cfg.freeze_label, probe=probe, pooling=cfg.row_pooling, seed=cfg.seed)
 
 
 def _evaluate(cfg: ProbeConfig, prep: Prepared, entries):
@@ -219,8 +249,9 @@ def _evaluate(cfg: ProbeConfig, prep: Prepared, entries):
             rows += to_rows(m, split, layer, **_keys(cfg, probe))
             if layer is None and probe in (cfg.probe, "finetune"):
                 headline[split] = m
-                preds.append(predictions_frame(prep.cache.items, idx, prep.y[idx], fit.pred[split],
-                                               proba, prep.classes, split))
+                preds.append(
+                    predictions_frame(prep.cache.items, idx, prep.y[idx], fit.pred[split], proba, prep.classes, split)
+                )
     return rows, preds, headline
 
 
@@ -230,8 +261,7 @@ def _fold_parts(cfg: ProbeConfig, prep: Prepared, fold: dict) -> dict:
 
     tr = fold["train"]
     groups = None if prep.groups is None else [prep.groups[i] for i in tr]
-    inner = split_indices(len(tr), labels=prep.y[tr].tolist(), groups=groups,
-                          fractions=(0.75, 0.25), seed=cfg.seed)
+    inner = split_indices(len(tr), labels=prep.y[tr].tolist(), groups=groups, fractions=(0.75, 0.25), seed=cfg.seed)
     return {"train": tr[inner["train"]], "val": tr[inner["val"]], "test": fold["test"]}
 
 
@@ -248,8 +278,9 @@ def _cross_validate(cfg: ProbeConfig, prep: Prepared, E: np.ndarray):
             m = classification_metrics(prep.y[te], fit.pred["test"], fit.proba["test"], prep.classes)
             per_key.setdefault((probe, layer), []).append(m)
             if layer is None and probe == cfg.probe:
-                frame = predictions_frame(prep.cache.items, te, prep.y[te], fit.pred["test"],
-                                          fit.proba["test"], prep.classes, "cv")
+                frame = predictions_frame(
+                    prep.cache.items, te, prep.y[te], fit.pred["test"], fit.proba["test"], prep.classes, "cv"
+                )
                 preds.append(frame.assign(fold=k))
     rows = []
     for (probe, layer), fold_metrics in per_key.items():

@@ -59,8 +59,12 @@ class ReportConfig:
         return Path(self.out) if self.out is not None else Path(self.store).parent / "report"
 
     def stats_settings(self) -> stats.StatsSettings:
-        return stats.StatsSettings(reference=stats.parse_reference(self.reference),
-                                   correction=self.correction, test=self.test, alpha=self.alpha)
+        return stats.StatsSettings(
+            reference=stats.parse_reference(self.reference),
+            correction=self.correction,
+            test=self.test,
+            alpha=self.alpha,
+        )
 
 
 @dataclass
@@ -114,8 +118,9 @@ def _sorted(result: pd.DataFrame, head: pd.DataFrame, cfg: ReportConfig) -> pd.D
     if result.empty:
         return result
     rank = head.drop_duplicates("setting").set_index("setting")["order"]
-    keys = result.assign(_m=result["metric"].map({m: i for i, m in enumerate(cfg.metrics)}),
-                         _s=result["setting"].map(rank))
+    keys = result.assign(
+        _m=result["metric"].map({m: i for i, m in enumerate(cfg.metrics)}), _s=result["setting"].map(rank)
+    )
     if "freeze" in result.columns:
         keys["_c"] = keys["freeze"].map({f: i for i, f in enumerate(tables.freeze_order(keys["freeze"]))})
     else:

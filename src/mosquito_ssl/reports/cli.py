@@ -15,8 +15,12 @@ import typer
 
 from ..options import OutOpt
 
-app = typer.Typer(help="Tables, statistics and plots from a results store.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Tables, statistics and plots from a results store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 
 
 @app.callback()
@@ -36,32 +40,50 @@ def _split(values: Optional[list[str]]) -> tuple[str, ...] | None:
 def build(
     store: Annotated[Path, typer.Argument(help="Results store (SQLite) written by `mosquito-ssl benchmarks run`.")],
     out: OutOpt = None,
-    metric: Annotated[Optional[list[str]], typer.Option(
-        "--metric", "-m", help="Metric to tabulate (repeatable; default balanced_accuracy and macro_f1).")] = None,
+    metric: Annotated[
+        Optional[list[str]],
+        typer.Option("--metric", "-m", help="Metric to tabulate (repeatable; default balanced_accuracy and macro_f1)."),
+    ] = None,
     split: Annotated[str, typer.Option("--split", help="Split to report: val, test or cv.")] = "test",
-    rows: Annotated[Optional[list[str]], typer.Option(
-        "--rows", help="Store column(s) for table rows (default mask_strength).")] = None,
-    columns: Annotated[Optional[list[str]], typer.Option(
-        "--columns", help="Store column(s) for table columns (default freeze).")] = None,
-    probe: Annotated[Optional[list[str]], typer.Option(
-        "--probe", help="Probe kind(s) to report (default: every probe in the store).")] = None,
-    reference: Annotated[str, typer.Option(
-        "--reference", help="Setting every other is tested against, COLUMN=VALUE[,...].")] = "encoder=random",
+    rows: Annotated[
+        Optional[list[str]], typer.Option("--rows", help="Store column(s) for table rows (default mask_strength).")
+    ] = None,
+    columns: Annotated[
+        Optional[list[str]], typer.Option("--columns", help="Store column(s) for table columns (default freeze).")
+    ] = None,
+    probe: Annotated[
+        Optional[list[str]],
+        typer.Option("--probe", help="Probe kind(s) to report (default: every probe in the store)."),
+    ] = None,
+    reference: Annotated[
+        str, typer.Option("--reference", help="Setting every other is tested against, COLUMN=VALUE[,...].")
+    ] = "encoder=random",
     decimals: Annotated[int, typer.Option("--decimals", help="Decimals in tables.")] = 3,
     percent: Annotated[bool, typer.Option("--percent", help="Show metrics as percentages.")] = False,
     ci: Annotated[bool, typer.Option("--ci", help="Add the 95% t-based CI to each table cell.")] = False,
-    correction: Annotated[str, typer.Option(
-        "--correction", help="Multiple-comparison correction: holm, bh or none.")] = "holm",
-    test: Annotated[str, typer.Option(
-        "--test", help="Paired test that decides significance: ttest or wilcoxon.")] = "ttest",
+    correction: Annotated[
+        str, typer.Option("--correction", help="Multiple-comparison correction: holm, bh or none.")
+    ] = "holm",
+    test: Annotated[
+        str, typer.Option("--test", help="Paired test that decides significance: ttest or wilcoxon.")
+    ] = "ttest",
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
 ) -> None:
     """Build tables, statistics and plots from a results store. Example: mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report"""
     from .build import ReportConfig, build_report
 
-    given = {"metrics": _split(metric), "rows": _split(rows), "columns": _split(columns),
-             "probes": _split(probe)}
-    cfg = ReportConfig(store=store, out=out, split=split, reference=reference, decimals=decimals,
-                       percent=percent, ci=ci, correction=correction.lower(), test=test.lower(),
-                       alpha=alpha, **{k: v for k, v in given.items() if v is not None})
+    given = {"metrics": _split(metric), "rows": _split(rows), "columns": _split(columns), "probes": _split(probe)}
+    cfg = ReportConfig(
+        store=store,
+        out=out,
+        split=split,
+        reference=reference,
+        decimals=decimals,
+        percent=percent,
+        ci=ci,
+        correction=correction.lower(),
+        test=test.lower(),
+        alpha=alpha,
+        **{k: v for k, v in given.items() if v is not None},
+    )
     typer.echo(str(build_report(cfg)))

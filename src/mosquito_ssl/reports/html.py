@@ -51,8 +51,10 @@ def _html_table(table: pd.DataFrame) -> str:
 def _cells_note(cfg) -> str:
     ci = " [95% t-based CI]" if cfg.ci else ""
     unit = " Values in percent." if cfg.percent else ""
-    return (f"Cells: mean ± s.d. over seeds{ci} (n = number of seeds; with one seed the value "
-            f"alone); best cell per probe in bold.{unit}")
+    return (
+        f"Cells: mean ± s.d. over seeds{ci} (n = number of seeds; with one seed the value "
+        f"alone); best cell per probe in bold.{unit}"
+    )
 
 
 def _metric_table(prep, cfg, metric: str, note: str, out: Path) -> TableOut:
@@ -64,14 +66,16 @@ def _metric_table(prep, cfg, metric: str, note: str, out: Path) -> TableOut:
     render = lambda style: tables.wide(agg, prep.keys, cfg.columns, fmt, style)  # noqa: E731
     md = tables.to_markdown(render("md"))
     name = metric.replace(":", "_")
-    files = [write_text_atomic(out / f"{name}.md", f"{caption}\n\n{md}\n{note}\n"),
-             write_text_atomic(out / f"{name}.tex", tables.to_latex(render("latex"), caption,
-                                                                     f"tab:{name}", note))]
-    numbers = agg.sort_values(["probe", "order", *cfg.columns], kind="stable").drop(columns=["order", "setting_long"], errors="ignore")
+    files = [
+        write_text_atomic(out / f"{name}.md", f"{caption}\n\n{md}\n{note}\n"),
+        write_text_atomic(out / f"{name}.tex", tables.to_latex(render("latex"), caption, f"tab:{name}", note)),
+    ]
+    numbers = agg.sort_values(["probe", "order", *cfg.columns], kind="stable").drop(
+        columns=["order", "setting_long"], errors="ignore"
+    )
     files.append(out / f"{name}.csv")
     numbers.to_csv(files[-1], index=False)
-    return TableOut(tables.metric_label(metric, cfg.percent), caption, note, md,
-                    _html_table(render("html")), files)
+    return TableOut(tables.metric_label(metric, cfg.percent), caption, note, md, _html_table(render("html")), files)
 
 
 def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
@@ -83,10 +87,16 @@ def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
     out = result[["metric", "probe", *match, "setting", "reference", "test", "n_pairs"]].copy()
     out = out.rename(columns={"n_pairs": "n pairs"})
     out["mean diff"] = result["mean_diff"].map(num)
-    out["95% CI"] = [tables.MISSING if pd.isna(lo) else f"[{num(lo)}, {num(hi)}]"
-                     for lo, hi in zip(result["ci_low"], result["ci_high"])]
-    for col, name in (("p_t", "p (t)"), ("p_wilcoxon", "p (Wilcoxon)"), ("p_mcnemar", "p (McNemar)"),
-                      ("p_adjusted", "adjusted p")):
+    out["95% CI"] = [
+        tables.MISSING if pd.isna(lo) else f"[{num(lo)}, {num(hi)}]"
+        for lo, hi in zip(result["ci_low"], result["ci_high"])
+    ]
+    for col, name in (
+        ("p_t", "p (t)"),
+        ("p_wilcoxon", "p (Wilcoxon)"),
+        ("p_mcnemar", "p (McNemar)"),
+        ("p_adjusted", "adjusted p"),
+    ):
         out[name] = result[col].map(pval)
     out["significant"] = result["significant"].map({True: "†", False: ""})
     out["note"] = result["note"]
@@ -105,8 +115,11 @@ def _stats_table(prep, cfg, note: str, out: Path) -> TableOut:
     if len(shown):
         files.append(write_text_atomic(out / "stats.tex", tables.to_latex(tex_table, caption, "tab:stats", note)))
     # The statistics table is wide: it scrolls inside the page instead of running off it.
-    html = (f'<div class="wide">{shown.to_html(index=False, border=0, classes="tbl")}</div>'
-            if len(shown) else "<p>No comparisons.</p>")
+    html = (
+        f'<div class="wide">{shown.to_html(index=False, border=0, classes="tbl")}</div>'
+        if len(shown)
+        else "<p>No comparisons.</p>"
+    )
     return TableOut("Statistics", caption, note, md, html, files)
 
 
@@ -202,8 +215,7 @@ def render_md(page: Page) -> str:
 
 
 def render_html(page: Page) -> str:
-    images = {p.name: base64.b64encode(p.png.read_bytes()).decode("ascii")
-              for p in page.plots if not p.skipped}
+    images = {p.name: base64.b64encode(p.png.read_bytes()).decode("ascii") for p in page.plots if not p.skipped}
     failed = page.failed.to_html(index=False, border=0, classes="tbl", na_rep="")
     env = jinja2.Environment(autoescape=True)
     return env.from_string(_HTML).render(page=page, images=images, failed_html=failed)

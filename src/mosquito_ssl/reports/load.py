@@ -86,8 +86,8 @@ def load_store(path: Path) -> Store:
                 )
             cells = pd.read_sql("SELECT * FROM cells", con)
             results = pd.read_sql(
-                "SELECT r.* FROM results r JOIN cells c ON r.cell_id = c.cell_id "
-                "WHERE c.status = 'done'", con)
+                "SELECT r.* FROM results r JOIN cells c ON r.cell_id = c.cell_id WHERE c.status = 'done'", con
+            )
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read results store {path} ({exc}): {RUN_HINT}") from exc
     if cells.empty:

@@ -18,18 +18,21 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")  # reports run on headless machines and in tests
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+from scipy import stats
 
-from .tables import freeze_order, metric_label  # noqa: E402
+from .tables import freeze_order, metric_label
 
 log = logging.getLogger(__name__)
-AXIS_LABELS = {"mask_strength": "Mask strength (× default widths)",
-               "layer": "Layer (0 = embedding output)", "epoch": "Epoch"}
+AXIS_LABELS = {
+    "mask_strength": "Mask strength (× default widths)",
+    "layer": "Layer (0 = embedding output)",
+    "epoch": "Epoch",
+}
 BASELINE_STYLES = ["--", ":", "-."]
 
 
@@ -49,8 +52,7 @@ class Plot:
 
 @contextmanager
 def _style():
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.4), \
-            sns.color_palette("colorblind"):
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.4), sns.color_palette("colorblind"):
         yield
     plt.close("all")
 
@@ -100,23 +102,39 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
     with _style():
         fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), sharey=True, squeeze=False)
         for ax, probe in zip(axes[0], probes):
-            sns.lineplot(data=ssl[ssl["probe"] == probe], x="mask_strength", y="value", hue="freeze",
-                         hue_order=freezes, palette=palette, style=varying[0] if varying else None,
-                         errorbar=bounded_t_ci(100 if percent else 1), err_style="band", marker="o",
-                         ax=ax, legend=False)
+            sns.lineplot(
+                data=ssl[ssl["probe"] == probe],
+                x="mask_strength",
+                y="value",
+                hue="freeze",
+                hue_order=freezes,
+                palette=palette,
+                style=varying[0] if varying else None,
+                errorbar=bounded_t_ci(100 if percent else 1),
+                err_style="band",
+                marker="o",
+                ax=ax,
+                legend=False,
+            )
             base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
             means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
             labels = list(dict.fromkeys(means.index.get_level_values(0)))
             for (label, freeze), mean in means.items():
                 style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
                 ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
-            ax.set(xlabel=AXIS_LABELS["mask_strength"], ylabel=metric_label(metric, percent),
-                   title=f"probe = {probe}" if len(probes) > 1 else None)
+            ax.set(
+                xlabel=AXIS_LABELS["mask_strength"],
+                ylabel=metric_label(metric, percent),
+                title=f"probe = {probe}" if len(probes) > 1 else None,
+            )
         handles = [Line2D([], [], color=palette[f], marker="o", label=f) for f in freezes]
-        handles += [Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
-                    for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))]
-        axes[0, -1].legend(handles=handles, title="freeze / baseline", loc="upper left",
-                           bbox_to_anchor=(1.02, 1), frameon=False)
+        handles += [
+            Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
+            for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
+        ]
+        axes[0, -1].legend(
+            handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False
+        )
         if varying:
             log.info("mask_strength plot: line style = %s", varying[0])
         plot.files = _save(fig, out_dir, plot.name)
@@ -136,8 +154,17 @@ def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=Fals
     order = list(data.sort_values(["order", "setting"])["setting"].unique())
     with _style():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        sns.lineplot(data=data, x="layer", y="value", hue="setting", hue_order=order,
-                     errorbar=bounded_t_ci(100 if percent else 1), marker="o", palette="colorblind", ax=ax)
+        sns.lineplot(
+            data=data,
+            x="layer",
+            y="value",
+            hue="setting",
+            hue_order=order,
+            errorbar=bounded_t_ci(100 if percent else 1),
+            marker="o",
+            palette="colorblind",
+            ax=ax,
+        )
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set(xlabel=AXIS_LABELS["layer"], ylabel=metric_label(metric, percent))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="setting", frameon=False)
@@ -154,13 +181,24 @@ def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
     with _style():
         n = len(matrices)
         # One shared colour bar in its own narrow column keeps the matrices the same size.
-        fig, axes = plt.subplots(1, n + 1, figsize=(5.0 * n + 0.8, 4.8), layout="constrained",
-                                 width_ratios=[1] * n + [0.05])
+        fig, axes = plt.subplots(
+            1, n + 1, figsize=(5.0 * n + 0.8, 4.8), layout="constrained", width_ratios=[1] * n + [0.05]
+        )
         for i, (ax, (title, counts)) in enumerate(zip(axes[:n], matrices.items())):
             rates = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0)
-            sns.heatmap(rates, annot=True, fmt=".2f", cmap="Blues", vmin=0, vmax=1, square=True,
-                        cbar=i == n - 1, cbar_ax=axes[n] if i == n - 1 else None,
-                        cbar_kws={"label": "Fraction of true class"}, ax=ax)
+            sns.heatmap(
+                rates,
+                annot=True,
+                fmt=".2f",
+                cmap="Blues",
+                vmin=0,
+                vmax=1,
+                square=True,
+                cbar=i == n - 1,
+                cbar_ax=axes[n] if i == n - 1 else None,
+                cbar_kws={"label": "Fraction of true class"},
+                ax=ax,
+            )
             ax.set(xlabel="Predicted class", ylabel="True class" if i == 0 else "", title=title)
             plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
             ax.tick_params(axis="y", rotation=0)
@@ -192,9 +230,19 @@ def loss_plot(histories: dict[str, tuple[str, list]], out_dir: Path) -> Plot:
         return plot
     with _style():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        sns.lineplot(data=data, x="epoch", y="loss", hue="setting", hue_order=list(data["setting"].unique()),
-                     style="curve", units="pretraining",
-                     estimator=None, palette="colorblind", ax=ax, lw=1.4)
+        sns.lineplot(
+            data=data,
+            x="epoch",
+            y="loss",
+            hue="setting",
+            hue_order=list(data["setting"].unique()),
+            style="curve",
+            units="pretraining",
+            estimator=None,
+            palette="colorblind",
+            ax=ax,
+            lw=1.4,
+        )
         if data["loss"].min() > 0 and data["loss"].max() / data["loss"].min() > 20:
             ax.set_yscale("log")  # early epochs would otherwise flatten the rest
         ax.set(xlabel=AXIS_LABELS["epoch"], ylabel="Reconstruction MSE (normalised log-mel)")

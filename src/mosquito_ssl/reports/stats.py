@@ -12,8 +12,8 @@ them. p-values are corrected per metric (Holm, Benjamini-Hochberg or none).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,8 +24,24 @@ from ..errors import ConfigError
 CORRECTIONS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "none": "no"}
 TESTS = {"ttest": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
 NOT_ENOUGH = "not enough seeds for a paired test"
-RESULT_COLUMNS = ["metric", "probe", "setting", "reference", "n_pairs", "mean_diff", "ci_low", "ci_high",
-                  "p_t", "p_wilcoxon", "p_mcnemar", "p_value", "p_adjusted", "significant", "test", "note"]
+RESULT_COLUMNS = [
+    "metric",
+    "probe",
+    "setting",
+    "reference",
+    "n_pairs",
+    "mean_diff",
+    "ci_low",
+    "ci_high",
+    "p_t",
+    "p_wilcoxon",
+    "p_mcnemar",
+    "p_value",
+    "p_adjusted",
+    "significant",
+    "test",
+    "note",
+]
 
 
 @dataclass(frozen=True)
@@ -120,8 +136,14 @@ def paired(new: np.ndarray, ref: np.ndarray, settings: StatsSettings) -> dict:
         except ValueError:  # all differences zero: no ranks to test
             out["p_wilcoxon"] = np.nan
         # Resampling the per-seed differences is the paired bootstrap of the mean difference.
-        boot = stats.bootstrap((diffs,), np.mean, confidence_level=0.95, method="percentile",
-                               n_resamples=settings.n_resamples, rng=np.random.default_rng(settings.seed))
+        boot = stats.bootstrap(
+            (diffs,),
+            np.mean,
+            confidence_level=0.95,
+            method="percentile",
+            n_resamples=settings.n_resamples,
+            rng=np.random.default_rng(settings.seed),
+        )
     out["ci_low"], out["ci_high"] = boot.confidence_interval
     return out
 
@@ -144,12 +166,20 @@ def _compare(block: pd.DataFrame, is_ref: pd.Series, settings, predictions, spli
     for setting, group in block[~is_ref].groupby("setting", sort=False):
         new = group.groupby("seed")[["value", "cell_id"]].first()
         pairs = new.join(ref, lsuffix="_new", rsuffix="_ref", how="inner")
-        row = {"setting": setting, "n_pairs": len(pairs), "mean_diff": np.nan, "ci_low": np.nan,
-               "ci_high": np.nan, "p_t": np.nan, "p_wilcoxon": np.nan, "p_mcnemar": np.nan,
-               "test": "", "note": NOT_ENOUGH}
+        row = {
+            "setting": setting,
+            "n_pairs": len(pairs),
+            "mean_diff": np.nan,
+            "ci_low": np.nan,
+            "ci_high": np.nan,
+            "p_t": np.nan,
+            "p_wilcoxon": np.nan,
+            "p_mcnemar": np.nan,
+            "test": "",
+            "note": NOT_ENOUGH,
+        }
         if len(pairs) >= 2:
-            row.update(paired(pairs["value_new"], pairs["value_ref"], settings), note="",
-                       test=TESTS[settings.test])
+            row.update(paired(pairs["value_new"], pairs["value_ref"], settings), note="", test=TESTS[settings.test])
         elif len(pairs) == 1:
             row["mean_diff"] = float(pairs["value_new"].iloc[0] - pairs["value_ref"].iloc[0])
             mc = _mcnemar_row(pairs["cell_id_new"].iloc[0], pairs["cell_id_ref"].iloc[0], predictions, split)
@@ -161,8 +191,9 @@ def _compare(block: pd.DataFrame, is_ref: pd.Series, settings, predictions, spli
     return rows
 
 
-def compare(frame: pd.DataFrame, columns, settings: StatsSettings, predictions: Callable,
-            split: str = "test") -> pd.DataFrame:
+def compare(
+    frame: pd.DataFrame, columns, settings: StatsSettings, predictions: Callable, split: str = "test"
+) -> pd.DataFrame:
     """One row per (metric, probe, columns, setting) vs the reference; see module docstring.
 
     ``frame`` is labelled headline rows (tables.label_settings); ``columns`` are the store
@@ -178,8 +209,10 @@ def compare(frame: pd.DataFrame, columns, settings: StatsSettings, predictions: 
         ref_mask = is_ref.loc[block.index]
         labels = block.loc[ref_mask, "setting"].unique()
         if len(labels) > 1:
-            raise ConfigError(f"--reference matches several settings ({', '.join(labels)}) for "
-                              f"{dict(zip(['metric', 'probe', *columns], key))}: make it more specific")
+            raise ConfigError(
+                f"--reference matches several settings ({', '.join(labels)}) for "
+                f"{dict(zip(['metric', 'probe', *columns], key))}: make it more specific"
+            )
         if len(labels) == 0:
             continue
         for row in _compare(block, ref_mask, settings, predictions, split):
@@ -191,13 +224,13 @@ def compare(frame: pd.DataFrame, columns, settings: StatsSettings, predictions: 
     out["p_value"] = out[primary].where(out["n_pairs"] >= 2, out["p_mcnemar"])
     # One family per metric: every setting x freeze x probe compared with its reference.
     out["p_adjusted"] = out.groupby("metric")["p_value"].transform(
-        lambda p: pd.Series(adjust(p.to_numpy(), settings.correction), index=p.index))
+        lambda p: pd.Series(adjust(p.to_numpy(), settings.correction), index=p.index)
+    )
     out["significant"] = (out["p_adjusted"] < settings.alpha).fillna(False).astype(bool)
     return out[empty.columns]
 
 
-def describe(result: pd.DataFrame, settings: StatsSettings, reference_label: str,
-             match=("freeze",)) -> str:
+def describe(result: pd.DataFrame, settings: StatsSettings, reference_label: str, match=("freeze",)) -> str:
     """The table note: which test, which pairs, which correction, what † means."""
     correction = CORRECTIONS[settings.correction]
     used = set(result["test"]) - {""} if len(result) else set()

@@ -39,6 +39,7 @@ def metric_label(metric: str, percent: bool = False) -> str:
 
 def freeze_order(values) -> list:
     """frozen, partial:1, partial:2, ..., full: from least to most trainable; others by name."""
+
     def key(value):
         text = str(value)
         if text == "frozen":
@@ -46,6 +47,7 @@ def freeze_order(values) -> list:
         if text.startswith("partial:") and text[8:].isdigit():
             return (1, int(text[8:]), text)
         return (2 if text in ("full", "none") else 3, 0, text)
+
     return sorted(pd.unique(pd.Series(list(values)).dropna()), key=key)
 
 
@@ -116,20 +118,22 @@ def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
 
     def other_label(row) -> str:
         name = BASELINE_LABELS.get(row["encoder"], str(row["encoder"]))
-        extra = [_value_text(row[k]) for k in keys if k not in MASK_COLUMNS and k != "encoder"
-                 and pd.notna(row[k])]
+        extra = [_value_text(row[k]) for k in keys if k not in MASK_COLUMNS and k != "encoder" and pd.notna(row[k])]
         return f"{name} ({', '.join(extra)})" if extra else name
 
     out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl)]
     # Plot legends have no row header to say what "0.5" is, so they get "mask_strength=0.5".
-    out["setting_long"] = [", ".join(f"{k}={_value_text(r[k])}" for k in keys if pd.notna(r[k]))
-                           if s else lab for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"])]
+    out["setting_long"] = [
+        ", ".join(f"{k}={_value_text(r[k])}" for k in keys if pd.notna(r[k])) if s else lab
+        for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"])
+    ]
     # ssl settings first, sorted by their (numeric) key values; baselines after, in a fixed order.
     ssl_order = out[ssl].sort_values(list(keys), kind="stable")["setting"].unique()
     rank = {name: i for i, name in enumerate(ssl_order)}
     baseline_rank = {name: len(rank) + i for i, name in enumerate(BASELINE_LABELS)}
-    out["order"] = np.where(ssl, out["setting"].map(rank),
-                            out["encoder"].map(baseline_rank).fillna(len(rank) + len(baseline_rank)))
+    out["order"] = np.where(
+        ssl, out["setting"].map(rank), out["encoder"].map(baseline_rank).fillna(len(rank) + len(baseline_rank))
+    )
     return out
 
 
@@ -186,8 +190,7 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
     index = ["probe", "setting"] if several else ["setting"]
     ordered = agg.sort_values([*index[:-1], "order", "setting"], kind="stable")
     table = agg.pivot(index=index, columns=list(columns), values="text")
-    table = table.reindex(pd.unique(pd.MultiIndex.from_frame(ordered[index]) if len(index) > 1
-                                    else ordered[index[0]]))
+    table = table.reindex(pd.unique(pd.MultiIndex.from_frame(ordered[index]) if len(index) > 1 else ordered[index[0]]))
     if list(columns) == ["freeze"]:
         table = table[freeze_order(table.columns)]
     table.index = table.index.set_names([*index[:-1], ", ".join(index_keys)])
@@ -204,10 +207,24 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        # pdflatex without extra packages cannot typeset these as Unicode
-        "†": r"\dag{}", "±": r"$\pm$", "α": r"$\alpha$", "×": r"$\times$", "—": "---"}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    # pdflatex without extra packages cannot typeset these as Unicode
+    "†": r"\dag{}",
+    "±": r"$\pm$",
+    "α": r"$\alpha$",
+    "×": r"$\times$",
+    "—": "---",
+}
 
 
 def tex_escape(text: str) -> str:
@@ -220,7 +237,13 @@ def to_latex(table: pd.DataFrame, caption: str, label: str, note: str) -> str:
     table.index = table.index.set_names([tex_escape(n) if n else n for n in table.index.names])
     table.columns = table.columns.set_names([tex_escape(n) if n else n for n in table.columns.names])
     styler = table.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
-    tex = styler.to_latex(hrules=True, caption=tex_escape(caption), label=label,
-                          position="htbp", position_float="centering", multirow_align="t")
+    tex = styler.to_latex(
+        hrules=True,
+        caption=tex_escape(caption),
+        label=label,
+        position="htbp",
+        position_float="centering",
+        multirow_align="t",
+    )
     note_tex = "\\par\\smallskip\n{\\footnotesize \\textit{Note.} " + tex_escape(note) + "\\par}\n"
     return tex.replace("\\end{table}", note_tex + "\\end{table}")
