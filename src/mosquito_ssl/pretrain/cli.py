@@ -47,6 +47,24 @@ def pretrain(
     freq_masks: Annotated[Optional[int], Opt(help="Frequency masks per clip.")] = None,
     loss_on: Annotated[Optional[str], Opt(help="MSE over 'all' cells (seed) or 'masked' only.")] = None,
     freeze_layers: Annotated[Optional[int], Opt(help="Freeze patch embedding + first K blocks.")] = None,
+    method: Annotated[Optional[str], Opt(help="SSL method: reconstruct (default), mae, teacher or byol.")] = None,
+    mask_ratio: Annotated[Optional[float], Opt(help="mae/teacher: fraction of patches masked (0.8).")] = None,
+    views: Annotated[Optional[int], Opt(help="teacher: masked views per clip sharing one teacher pass (4).")] = None,
+    top_k: Annotated[Optional[int], Opt(help="teacher: teacher blocks averaged into targets (all).")] = None,
+    ema_decay: Annotated[Optional[float], Opt(help="teacher/byol: EMA decay at the start (0.999 / 0.99).")] = None,
+    ema_end_decay: Annotated[Optional[float], Opt(help="teacher/byol: EMA decay at the end (0.9999 / 0.99).")] = None,
+    ema_anneal: Annotated[Optional[float], Opt(help="teacher/byol: fraction of steps to anneal the decay (1).")] = None,
+    clip_loss: Annotated[Optional[float], Opt(help="teacher: weight of the clip (CLS) loss (1).")] = None,
+    decoder_dim: Annotated[Optional[int], Opt(help="mae/teacher: decoder width (half the encoder's).")] = None,
+    decoder_layers: Annotated[Optional[int], Opt(help="mae/teacher: decoder blocks (2).")] = None,
+    decoder_heads: Annotated[Optional[int], Opt(help="mae/teacher: decoder heads (width / 32).")] = None,
+    norm_pix_loss: Annotated[
+        Optional[bool], Opt("--norm-pix-loss/--no-norm-pix-loss", help="mae: per-patch normalised targets (on).")
+    ] = None,
+    proj_dim: Annotated[Optional[int], Opt(help="byol: projection width (256).")] = None,
+    proj_hidden: Annotated[Optional[int], Opt(help="byol: projector/predictor hidden width (1024).")] = None,
+    mixup: Annotated[Optional[float], Opt(help="byol: largest mixup weight of another clip (0.4).")] = None,
+    min_crop: Annotated[Optional[float], Opt(help="byol: shortest time crop, fraction of the clip (0.6).")] = None,
     lr: Annotated[Optional[float], Opt(help="Learning rate (1e-4).")] = None,
     batch_size: Annotated[Optional[int], Opt(help="Per-device batch size (8).")] = None,
     epochs: Annotated[Optional[int], Opt(help="Epochs (150).")] = None,
@@ -66,7 +84,7 @@ def pretrain(
     resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Pretrain AST with masked-spectrogram reconstruction. Example: mosquito-ssl pretrain data/synth --preset tiny --epochs 20"""
+    """Pretrain AST self-supervised (--method reconstruct, mae, teacher or byol). Example: mosquito-ssl pretrain data/synth --preset tiny --epochs 20"""
     flags = dict(locals())
     flags.pop("config")
     from ..config import resolve

@@ -46,3 +46,15 @@ def baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size: int) ->
         "val_clips": len(val_idx),
         "train_clips": len(train_idx),
     }
+
+
+@torch.no_grad()
+def final_val_loss(model, cache, train_idx, val_idx, batch_size: int) -> dict:
+    """Mean validation loss of any SSL method (fixed eval masks/views), clip-weighted."""
+    model.eval()
+    device = next(model.parameters()).device
+    total, val_idx = 0.0, np.sort(np.asarray(val_idx))
+    for start in range(0, len(val_idx), batch_size):
+        batch = torch.from_numpy(np.array(cache.features[val_idx[start : start + batch_size]]))
+        total += float(model(batch.to(device)).loss) * len(batch)
+    return {"val_loss": total / max(len(val_idx), 1), "val_clips": len(val_idx), "train_clips": len(train_idx)}

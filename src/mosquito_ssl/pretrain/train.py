@@ -23,10 +23,13 @@ import torch
 from .. import runs
 from ..errors import ConfigError
 from ..model.masking import MaskSettings
-from .evaluate import baseline_and_final_mse
+from ..model.methods import METHOD_FIELDS, method_settings
+from .evaluate import baseline_and_final_mse, final_val_loss
 from .trainer import build_trainer, last_complete_checkpoint
 
 log = logging.getLogger(__name__)
+# Settings that only shape the reconstruct method (the seed's masking and loss).
+RECONSTRUCT_ONLY = ("mask_strength", "mask_kind", "time_width", "freq_width", "time_masks", "freq_masks", "loss_on")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,24 @@ class PretrainConfig:
     time_masks: int = 2
     freq_masks: int = 2
     loss_on: str = "all"
+    # --method and its settings (model/methods.py); None = the method's own default. The
+    # reconstruct-only settings above (mask_*, *_width, *_masks, loss_on) keep the seed's defaults.
+    method: str = "reconstruct"
+    mask_ratio: float | None = None
+    views: int | None = None
+    top_k: int | None = None
+    ema_decay: float | None = None
+    ema_end_decay: float | None = None
+    ema_anneal: float | None = None
+    clip_loss: float | None = None
+    decoder_dim: int | None = None
+    decoder_layers: int | None = None
+    decoder_heads: int | None = None
+    norm_pix_loss: bool | None = None
+    proj_dim: int | None = None
+    proj_hidden: int | None = None
+    mixup: float | None = None
+    min_crop: float | None = None
     freeze_layers: int = 0
     lr: float = 1e-4
     batch_size: int = 8
@@ -81,6 +102,7 @@ class PretrainConfig:
         if self.freeze_layers < 0:
             raise ConfigError("--freeze-layers must be >= 0")
         self.mask  # validates the mask settings early
+        self.method_settings()  # validates --method and its settings early
 
     @property
     def mask(self) -> MaskSettings:
@@ -90,7 +112,20 @@ class PretrainConfig:
     def science(self) -> dict:
         """Settings that change what is learned (not where it is written or how it is run)."""
         skip = {"out", "run_name", "resume", "force", "workers", "cache_dir", "logging_steps", "compile"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        science = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        # Unset method options and the default method stay out, so run-directory hashes of
+        # reconstruct runs made before --method existed do not change.
+        science = {k: v for k, v in science.items() if not (k in METHOD_FIELDS and v is None)}
+        if science["method"] == "reconstruct":
+            del science["method"]
+        else:  # the reconstruct-only settings do not shape other methods
+            for key in RECONSTRUCT_ONLY:
+                science.pop(key)
+        return science
+
+    def method_settings(self):
+        """The method's settings dataclass (None for reconstruct, whose settings are the mask fields)."""
+        return method_settings(self.method, {k: getattr(self, k) for k in METHOD_FIELDS})
 
     def run_dir(self) -> Path:
         name = self.run_name or f"pretrain-{self.preset}-{runs.settings_hash(self.science(), 8)}"
@@ -115,11 +150,15 @@ def load_pretrain_data(cfg: PretrainConfig):
 
 def build_model(cfg: PretrainConfig, features):
     from ..model.encoder import apply_freeze, build_encoder
+    from ..model.methods import build_ssl_model
     from ..model.ssl import ASTSSL
 
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed)
-    model = ASTSSL(encoder, mask=cfg.mask, loss_on=cfg.loss_on)
+    if cfg.method == "reconstruct":
+        model = ASTSSL(encoder, mask=cfg.mask, loss_on=cfg.loss_on)
+    else:
+        model = build_ssl_model(cfg.method, encoder, cfg.method_settings())
     if cfg.init_from is not None:
         load_init_weights(model, cfg.init_from)
     if cfg.freeze_layers:
@@ -133,11 +172,17 @@ def load_init_weights(model: torch.nn.Module, path: Path) -> None:
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist: pass a model.pth saved by a pretrain run")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # same names, other shapes (another preset or --method)
+        raise ConfigError(
+            f"--init-from {path} does not fit this model ({str(exc).splitlines()[1].strip()}): "
+            "use the --preset and --method it was saved with"
+        ) from exc
     if missing or unexpected:
         raise ConfigError(
             f"--init-from {path} does not match this model (missing {len(missing)}, unexpected "
-            f"{len(unexpected)} keys, e.g. {(missing or unexpected)[:3]}): use the same --preset"
+            f"{len(unexpected)} keys, e.g. {(missing or unexpected)[:3]}): use the --preset and --method it was saved with"
         )
 
 
@@ -174,18 +219,25 @@ def pretrain(cfg: PretrainConfig) -> Path:
     trainer.train(resume_from_checkpoint=checkpoint)
     if not trainer.is_world_process_zero():
         return run_dir
-    metrics = baseline_and_final_mse(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
+    if cfg.method == "reconstruct":
+        metrics = baseline_and_final_mse(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
+    else:
+        metrics = final_val_loss(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
+    metrics["method"] = cfg.method
     metrics["epochs_run"] = trainer.state.epoch
     metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
     runs.write_json_atomic(run_dir / "log_history.json", trainer.state.log_history)
     save_final(trainer.model, cache, cfg, run_dir / "final", metrics)
     runs.finish_run(run_dir, metrics, started)
-    log.info(
-        "validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
-        metrics["val_mse"],
-        metrics["val_mse_mean_baseline"],
-        run_dir / "final",
-    )
+    if cfg.method == "reconstruct":
+        log.info(
+            "validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
+            metrics["val_mse"],
+            metrics["val_mse_mean_baseline"],
+            run_dir / "final",
+        )
+    else:
+        log.info("%s validation loss %.4f -> %s", cfg.method, metrics["val_loss"], run_dir / "final")
     return run_dir
 
 

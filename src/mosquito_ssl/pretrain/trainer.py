@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,19 @@ def _ddp_backend() -> str | None:
     return "gloo" if launched and not torch.cuda.is_available() else None
 
 
-def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
+class MethodStepCallback(TrainerCallback):
+    """After each optimizer step, let the SSL method update its EMA teacher (``after_optimizer_step``).
+
+    The step and total come from the Trainer state, so a resumed run continues the same decay schedule.
+    """
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        hook = getattr(model, "after_optimizer_step", None)
+        if hook is not None:
+            hook(state.global_step, state.max_steps)
+
+
+def training_arguments(cfg, run_dir: Path, selects_best: bool = True) -> TrainingArguments:
     return TrainingArguments(
         output_dir=str(run_dir),
         learning_rate=cfg.lr,
@@ -92,7 +104,9 @@ def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=True,
+        load_best_model_at_end=selects_best,
+        # BatchNorm (byol's projector) cannot train on a last batch of one clip.
+        dataloader_drop_last=cfg.method == "byol",
         metric_for_best_model="eval_mse",
         greater_is_better=False,
         prediction_loss_only=True,
@@ -122,8 +136,13 @@ def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTr
 
     from ..data.features import FeatureDataset
 
-    args = training_arguments(cfg, run_dir)
-    callbacks = [EarlyStoppingCallback(early_stopping_patience=cfg.patience, early_stopping_threshold=cfg.threshold)]
+    selects_best = getattr(model, "selects_best", True)
+    args = training_arguments(cfg, run_dir, selects_best)
+    callbacks: list = [MethodStepCallback()]
+    if selects_best:  # EMA-target methods have no comparable eval loss across epochs: train to the end
+        callbacks.append(
+            EarlyStoppingCallback(early_stopping_patience=cfg.patience, early_stopping_threshold=cfg.threshold)
+        )
     if args.process_index == 0:
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))))
     return SSLTrainer(

@@ -1,0 +1,118 @@
+"""``--method mae``: masked-autoencoder pretraining as AudioMAE / MAE.
+
+Random patch masking at a high ratio (0.8 as AudioMAE), the encoder runs on the visible patches
+only (``visible.encode_visible``), a light transformer decoder with a learned mask token and its
+own position embeddings predicts the pixels of every masked patch, targets normalised per patch
+(norm-pix loss), MSE on the masked patches only. Patches do not overlap (stride = patch size)::
+
+    mosquito-ssl pretrain data/unlabelled --method mae --mask-ratio 0.8 --preset tiny
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from transformers import ASTModel
+
+from ..errors import ConfigError
+from .base import SSLModel, SSLOutput
+from .visible import (
+    TokenDecoder,
+    encode_visible,
+    patch_grid_of,
+    patch_size,
+    patchify,
+    random_patch_mask,
+    set_patch_stride,
+)
+
+
+def check_ratio(value: float, flag: str = "--mask-ratio") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ConfigError(f"{flag} {value!r} is not valid: use a fraction between 0 and 1 (AudioMAE uses 0.8)")
+
+
+def check_positive(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value!r} is not valid: use an integer >= 1")
+
+
+@dataclass(frozen=True)
+class MAESettings:
+    mask_ratio: float = 0.8
+    decoder_dim: int | None = None  # None: half the encoder width, at least 32
+    decoder_layers: int = 2
+    decoder_heads: int | None = None  # None: decoder_dim // 32
+    norm_pix_loss: bool = True
+
+    def __post_init__(self) -> None:
+        check_ratio(self.mask_ratio)
+        check_positive(self, "decoder_dim", "decoder_layers", "decoder_heads")
+
+
+def decoder_shape(hidden: int, dim: int | None, heads: int | None) -> tuple[int, int]:
+    """(width, heads) of a decoder: narrow by default (a tiny-preset block costs an encoder layer)."""
+    dim = dim or max(32, hidden // 2)
+    heads = heads or max(1, dim // 32)
+    if dim % heads:
+        raise ConfigError(f"--decoder-dim {dim} is not divisible by --decoder-heads {heads}")
+    return dim, heads
+
+
+def check_input(encoder: ASTModel, x: torch.Tensor) -> None:
+    cfg = encoder.config
+    if x.dim() != 3 or tuple(x.shape[1:]) != (cfg.max_length, cfg.num_mel_bins):
+        raise ConfigError(
+            f"input_values has shape {tuple(x.shape)} but the encoder expects (batch, {cfg.max_length}, "
+            f"{cfg.num_mel_bins}): compute features with the encoder's FeatureSettings"
+        )
+
+
+def normalise_patches(target: torch.Tensor) -> torch.Tensor:
+    """Per-patch zero mean, unit variance (MAE's norm_pix_loss)."""
+    mean = target.mean(dim=-1, keepdim=True)
+    var = target.var(dim=-1, keepdim=True)
+    return (target - mean) / (var + 1e-6).sqrt()
+
+
+def masked_mean(err: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """Mean of per-patch errors (B, N) over the masked patches (no host sync)."""
+    return (err * masked).sum() / masked.sum().clamp_min(1)
+
+
+class ASTMAE(SSLModel):
+    """AudioMAE-style masked autoencoder around an ``ASTModel`` (kept as ``self.encoder``)."""
+
+    method = "mae"
+
+    def __init__(self, encoder: ASTModel, settings: MAESettings = MAESettings()) -> None:
+        super().__init__()
+        cfg = encoder.config
+        self.encoder = set_patch_stride(encoder, patch_size(encoder))
+        dim, heads = decoder_shape(cfg.hidden_size, settings.decoder_dim, settings.decoder_heads)
+        self.settings = dataclasses.replace(settings, decoder_dim=dim, decoder_heads=heads)
+        self.n_patches = math.prod(patch_grid_of(self.encoder))
+        self.decoder = TokenDecoder(
+            cfg.hidden_size, dim, settings.decoder_layers, heads, self.n_patches, patch_size(encoder) ** 2
+        )
+
+    def forward(self, input_values: torch.Tensor, **kwargs: object) -> SSLOutput:
+        """Mask patches, encode the visible ones, predict the masked pixels; kwargs are ignored."""
+        x = input_values
+        check_input(self.encoder, x)
+        keep, masked = random_patch_mask(
+            x.shape[0], self.n_patches, self.settings.mask_ratio, self.eval_generator(x.device), x.device
+        )
+        tokens, _ = encode_visible(self.encoder, x, keep)
+        pred = self.decoder(tokens[:, 2:], keep, self.n_patches)
+        target = patchify(x, self.encoder)
+        if self.settings.norm_pix_loss:
+            target = normalise_patches(target)
+        loss = masked_mean(((pred - target) ** 2).mean(dim=-1), masked)
+        return SSLOutput(loss=loss, prediction=pred, mask=masked)

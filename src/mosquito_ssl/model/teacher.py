@@ -1,0 +1,121 @@
+"""``--method teacher``: teacher-student pretraining as data2vec 2.0 / EAT.
+
+An EMA teacher encodes the whole clip; its targets are the average of its top-K block outputs,
+each instance-normalised over the patches, then layer-normalised (EAT's settings). The student
+encodes only the visible patches of ``views`` differently masked copies of each clip, which share
+one teacher pass (EAT's ``clone_batch``); a light decoder regresses the targets at the masked
+positions (frame loss), and the student's CLS token regresses the teacher's mean target (EAT's
+utterance loss, weight ``clip_loss``)::
+
+    mosquito-ssl pretrain data/unlabelled --method teacher --mask-ratio 0.8 --views 4 --preset tiny
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers import ASTModel
+
+from ..errors import ConfigError
+from .base import SSLModel, SSLOutput
+from .ema import ema_decay_at, ema_update, frozen_copy
+from .mae import check_input, check_positive, check_ratio, decoder_shape, masked_mean
+from .visible import (
+    N_SPECIAL,
+    TokenDecoder,
+    encode_visible,
+    patch_grid_of,
+    patch_size,
+    random_patch_mask,
+    set_patch_stride,
+)
+
+
+def check_decay(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid: use a decay in [0, 1]")
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    mask_ratio: float = 0.8
+    views: int = 4  # masked student views per clip sharing one teacher pass (EAT: 16)
+    top_k: int | None = None  # teacher blocks averaged into the target; None: all (EAT: 12 of 12)
+    # EAT anneals 0.9998 -> 0.99999 over 100k updates; runs here are ~1k updates, so the teacher
+    # must move faster: 0.999 -> 0.9999 over the whole run.
+    ema_decay: float = 0.999
+    ema_end_decay: float = 0.9999
+    ema_anneal: float = 1.0  # fraction of all training steps over which the decay is annealed
+    clip_loss: float = 1.0  # weight of the utterance-level loss (EAT: 1)
+    decoder_dim: int | None = None
+    decoder_layers: int = 2
+    decoder_heads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_ratio(self.mask_ratio)
+        check_positive(self, "views", "top_k", "decoder_dim", "decoder_layers", "decoder_heads")
+        check_decay(self, "ema_decay", "ema_end_decay", "ema_anneal")
+        if self.clip_loss < 0:
+            raise ConfigError(f"--clip-loss {self.clip_loss!r} is not valid: use a weight >= 0")
+
+
+def teacher_targets(states: list[torch.Tensor], top_k: int) -> torch.Tensor:
+    """Average of the last ``top_k`` block outputs (patch tokens), each instance-normed, then layer-normed."""
+    layers = [s[:, N_SPECIAL:].float() for s in states[-top_k:]]
+    normed = [F.instance_norm(h.transpose(1, 2)).transpose(1, 2) for h in layers]
+    target = torch.stack(normed).mean(dim=0)
+    return F.layer_norm(target, target.shape[-1:])
+
+
+class ASTTeacher(SSLModel):
+    """data2vec 2.0 / EAT-style student (``self.encoder``) with an EMA teacher (``self.teacher``)."""
+
+    method = "teacher"
+    selects_best = False
+
+    def __init__(self, encoder: ASTModel, settings: TeacherSettings = TeacherSettings()) -> None:
+        super().__init__()
+        cfg = encoder.config
+        self.encoder = set_patch_stride(encoder, patch_size(encoder))
+        dim, heads = decoder_shape(cfg.hidden_size, settings.decoder_dim, settings.decoder_heads)
+        top_k = settings.top_k or cfg.num_hidden_layers
+        if top_k > cfg.num_hidden_layers:
+            raise ConfigError(f"--top-k {top_k} exceeds the encoder's {cfg.num_hidden_layers} blocks")
+        self.settings = dataclasses.replace(settings, decoder_dim=dim, decoder_heads=heads, top_k=top_k)
+        self.n_patches = math.prod(patch_grid_of(self.encoder))
+        self.decoder = TokenDecoder(
+            cfg.hidden_size, dim, settings.decoder_layers, heads, self.n_patches, cfg.hidden_size
+        )
+        self.teacher = frozen_copy(self.encoder)
+
+    def forward(self, input_values: torch.Tensor, **kwargs: object) -> SSLOutput:
+        """One teacher pass, ``views`` masked student passes; frame + clip loss. kwargs are ignored."""
+        x, s = input_values, self.settings
+        check_input(self.encoder, x)
+        with torch.no_grad():
+            _, states = encode_visible(self.teacher, x)
+            target = teacher_targets(states, s.top_k or len(states))
+        xs = x.repeat_interleave(s.views, dim=0)
+        keep, masked = random_patch_mask(
+            xs.shape[0], self.n_patches, s.mask_ratio, self.eval_generator(x.device), x.device
+        )
+        tokens, _ = encode_visible(self.encoder, xs, keep)
+        pred = self.decoder(tokens[:, N_SPECIAL:], keep, self.n_patches)
+        target = target.repeat_interleave(s.views, dim=0)
+        loss = masked_mean(((pred - target) ** 2).mean(dim=-1), masked)
+        if s.clip_loss > 0:
+            clip = ((tokens[:, 0] - target.mean(dim=1)) ** 2).mean()
+            loss = loss + s.clip_loss * clip
+        return SSLOutput(loss=loss, prediction=pred, mask=masked)
+
+    def after_optimizer_step(self, step: int, total_steps: int) -> None:
+        s = self.settings
+        ema_update(
+            self.teacher, self.encoder, ema_decay_at(step, total_steps, s.ema_decay, s.ema_end_decay, s.ema_anneal)
+        )

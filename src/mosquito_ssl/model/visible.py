@@ -1,0 +1,181 @@
+"""Encode only some patch tokens of an ``ASTModel``: the shared core of the masked SSL methods.
+
+``ASTModel.forward`` always encodes every patch. MAE-style methods (AudioMAE, data2vec 2.0 / EAT,
+M2D) encode the *visible* patches only, which is where their speed comes from. This module runs
+transformers' own modules (patch embedding, CLS/distillation tokens, position embeddings, the
+blocks, the final LayerNorm) on a subset of tokens, so no fork of transformers is needed::
+
+    keep, masked = random_patch_mask(batch=8, n_patches=48, ratio=0.8)
+    tokens, states = encode_visible(encoder, x, keep)      # (8, 2 + 10, H), one state per block
+
+With every token kept, ``encode_visible(encoder, x)[0]`` equals ``encoder(x).last_hidden_state``.
+
+AST patches overlap (16x16 at stride 10), so a masked patch's pixels would stay visible through its
+neighbours (about 32% of them at ratio 0.8). Like SSAST's pretraining, the masked methods use
+non-overlapping patches (stride = patch size, ``set_patch_stride``): a masked patch's cells then
+reach the encoder through no visible patch (tested in ``tests/test_methods.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import ASTModel
+
+from .layout import blocks, run_block
+
+N_SPECIAL = 2  # CLS and distillation tokens lead every AST sequence
+
+
+def patch_grid_of(encoder: ASTModel) -> tuple[int, int]:
+    """(frequency patches, time patches) of the encoder's current config."""
+    cfg = encoder.config
+    p = patch_size(encoder)
+    return (cfg.num_mel_bins - p) // cfg.frequency_stride + 1, (cfg.max_length - p) // cfg.time_stride + 1
+
+
+def patch_size(encoder: ASTModel) -> int:
+    """The square patch edge (ASTConfig types it loosely)."""
+    return int(encoder.config.patch_size)  # type: ignore[arg-type]
+
+
+def set_patch_stride(encoder: ASTModel, stride: int) -> ASTModel:
+    """Make the patch grid use ``stride`` (e.g. the patch size: no overlap), in place.
+
+    The convolution weights do not depend on the stride; the position embeddings are fitted to the
+    new grid the way a checkpoint is fitted to a new clip length (``adapt_position_embeddings``).
+    """
+    from .encoder import adapt_position_embeddings
+
+    cfg = encoder.config
+    if (cfg.frequency_stride, cfg.time_stride) == (stride, stride):
+        return encoder
+    old_grid = patch_grid_of(encoder)
+    cfg.frequency_stride = cfg.time_stride = stride
+    emb = encoder.embeddings
+    emb.patch_embeddings.projection.stride = (stride, stride)
+    with torch.no_grad():
+        new = adapt_position_embeddings(emb.position_embeddings.data, old_grid, patch_grid_of(encoder))
+    emb.position_embeddings = nn.Parameter(new, requires_grad=emb.position_embeddings.requires_grad)
+    return encoder
+
+
+def random_patch_mask(
+    batch: int,
+    n_patches: int,
+    ratio: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-example random patch masking, as MAE: (keep indices (B, n_keep) sorted, masked (B, N) bool).
+
+    Every example masks exactly ``round(ratio * N)`` patches (at least one stays visible), so the
+    visible sequences stack into one tensor without padding.
+    """
+    n_mask = min(n_patches - 1, max(0, round(ratio * n_patches)))
+    noise = torch.rand((batch, n_patches), generator=generator, device=device)
+    order = noise.argsort(dim=1)
+    keep = order[:, : n_patches - n_mask].sort(dim=1).values
+    masked = torch.ones(batch, n_patches, dtype=torch.bool, device=noise.device)
+    masked.scatter_(1, keep, False)
+    return keep, masked
+
+
+def embed_patches(encoder: ASTModel, x: torch.Tensor) -> torch.Tensor:
+    """(B, T, F) spectrogram -> (B, N, H) patch embeddings with their position embeddings added."""
+    emb = encoder.embeddings
+    return emb.patch_embeddings(x) + emb.position_embeddings[:, N_SPECIAL:]
+
+
+def encode_tokens(encoder: ASTModel, patches: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Prepend CLS/distillation tokens to (B, n, H) patch tokens and run the blocks and final norm.
+
+    Returns the normalised output (B, 2 + n, H) and every block's output (before the final norm).
+    """
+    emb = encoder.embeddings
+    pos = emb.position_embeddings
+    batch = patches.shape[0]
+    cls = (emb.cls_token + pos[:, :1]).expand(batch, -1, -1)
+    dist = (emb.distillation_token + pos[:, 1:2]).expand(batch, -1, -1)
+    hidden = emb.dropout(torch.cat([cls, dist, patches], dim=1))
+    states = []
+    for block in blocks(encoder):
+        hidden = run_block(block, hidden)
+        states.append(hidden)
+    return encoder.layernorm(hidden), states
+
+
+def encode_visible(
+    encoder: ASTModel, x: torch.Tensor, keep: torch.Tensor | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Encode the patches ``keep`` (B, n_keep) of ``x`` (all when None); see ``encode_tokens``."""
+    patches = embed_patches(encoder, x)
+    if keep is not None:
+        patches = gather_tokens(patches, keep)
+    return encode_tokens(encoder, patches)
+
+
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """tokens (B, N, D) at positions index (B, n) -> (B, n, D)."""
+    return tokens.gather(1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+def patchify(x: torch.Tensor, encoder: ASTModel) -> torch.Tensor:
+    """(B, T, F) spectrogram -> (B, N, p*p) pixels per patch, in the encoder's token order.
+
+    Only for non-overlapping patches (stride = patch size): the MAE target of each patch.
+    """
+    cfg = encoder.config
+    p = patch_size(encoder)
+    if (cfg.frequency_stride, cfg.time_stride) != (p, p):
+        raise ValueError("patchify needs non-overlapping patches (stride = patch size)")
+    f_dim, t_dim = patch_grid_of(encoder)
+    image = x.transpose(1, 2)[:, None, : f_dim * p, : t_dim * p]  # (B, 1, F, T) as ASTPatchEmbeddings
+    cols = F.unfold(image, kernel_size=p, stride=p)  # (B, p*p, f_dim * t_dim), f-major as the conv
+    return cols.transpose(1, 2)
+
+
+def masked_cells(masked: torch.Tensor, encoder: ASTModel, frames: int, bins: int) -> torch.Tensor:
+    """(B, N) masked patches -> (B, T, F) bool cells that some masked patch covers."""
+    cfg = encoder.config
+    p = patch_size(encoder)
+    f_dim, t_dim = patch_grid_of(encoder)
+    grid = masked.view(-1, f_dim, t_dim).float()
+    cover = torch.zeros(masked.shape[0], bins, frames, device=masked.device)
+    for f in range(f_dim):  # a small loop over frequency patches; only used by tests and checks
+        f0 = f * cfg.frequency_stride
+        for t in range(t_dim):
+            t0 = t * cfg.time_stride
+            cover[:, f0 : f0 + p, t0 : t0 + p] += grid[:, f, t, None, None]
+    return (cover > 0).transpose(1, 2)
+
+
+class TokenDecoder(nn.Module):
+    """A light transformer decoder over the full patch grid (MAE, data2vec 2.0 / EAT, M2D's predictor).
+
+    Encoded visible tokens are projected to ``dim``, a learned mask token fills the masked
+    positions, the decoder's own (learned) position embeddings are added, ``layers`` narrow
+    pre-norm transformer blocks run, and a linear head maps each patch token to ``out_dim``.
+    """
+
+    def __init__(self, in_dim: int, dim: int, layers: int, heads: int, n_patches: int, out_dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(in_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos = nn.Parameter(torch.zeros(1, n_patches, dim))
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+        nn.init.trunc_normal_(self.pos, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            dim, heads, dim_feedforward=4 * dim, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.blocks = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, out_dim)
+
+    def forward(self, visible: torch.Tensor, keep: torch.Tensor, n_patches: int) -> torch.Tensor:
+        """visible (B, n_keep, in_dim) patch tokens at ``keep`` -> (B, N, out_dim) for every patch."""
+        batch = visible.shape[0]
+        tokens = self.mask_token.expand(batch, n_patches, -1).clone()
+        tokens.scatter_(1, keep[..., None].expand(-1, -1, tokens.shape[-1]), self.embed(visible))
+        return self.head(self.norm(self.blocks(tokens + self.pos)))
