@@ -14,6 +14,7 @@ from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import DataError
 from mosquito_ssl.model.encoder import encoder_fingerprint, load_encoder
+from mosquito_ssl.model.visible import patch_grid_of
 from mosquito_ssl.probe import embeddings
 from mosquito_ssl.probe.baselines import N_HARMONICS, estimate_f0, handcrafted_features, wingbeat_features
 from mosquito_ssl.probe.config import POOLINGS
@@ -43,12 +44,18 @@ def test_every_layer_and_pooling(encoded):
     for pooling in POOLINGS:
         arr = emb.load(pooling)
         assert isinstance(arr, np.memmap)
-        assert arr.shape == (n, layers, 2 * hidden if pooling == "cls+mean" else hidden)
+        assert arr.shape == (n, layers, embeddings.pooling_width(pooling, hidden, patch_grid_of(model)))
     with torch.inference_mode():
         out = model(torch.from_numpy(np.array(cache.features[:2])))
     # The last layer's cls_dist is exactly the HF ASTModel pooler output.
     np.testing.assert_allclose(emb.load("cls_dist")[:2, -1], out.pooler_output.numpy(), atol=1e-5)
     np.testing.assert_allclose(emb.load("cls+mean")[:, :, :hidden], emb.load("cls"))
+    # freq_stack: patch tokens of each frequency row averaged over time, rows side by side.
+    f_dim, t_dim = patch_grid_of(model)
+    patches = out.last_hidden_state[:, 2:].numpy().reshape(2, f_dim, t_dim, hidden)
+    np.testing.assert_allclose(emb.load("freq_stack")[:2, -1], patches.mean(axis=2).reshape(2, -1), atol=1e-5)
+    top = emb.load("freq_mean_max")[:2, -1, f_dim * hidden :]
+    np.testing.assert_allclose(top, patches.max(axis=2).reshape(2, -1), atol=1e-5)
     assert (emb.folder / "DONE").exists()
 
 
@@ -75,7 +82,7 @@ def test_f0_recovered_from_a_harmonic_tone():
     t = np.arange(sr) / sr
     rng = np.random.default_rng(0)
     for f0 in (310.0, 452.5, 640.0):
-        wave = sum(a * np.sin(2 * np.pi * h * f0 * t) for h, a in zip(range(1, 5), (1.0, 1.2, 0.5, 0.3)))
+        wave = sum(a * np.sin(2 * np.pi * h * f0 * t) for h, a in zip(range(1, 5), (1.0, 1.2, 0.5, 0.3), strict=True))
         wave = wave + 0.2 * rng.normal(size=sr)
         assert estimate_f0(wave, sr) == pytest.approx(f0, abs=1.0)
         feats = wingbeat_features(wave, sr)

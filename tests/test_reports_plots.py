@@ -12,6 +12,8 @@ from reports_fixtures import make_store
 PLOTS = [
     "mask_strength_balanced_accuracy",
     "mask_strength_macro_f1",
+    "method_balanced_accuracy",
+    "method_macro_f1",
     "layerwise_balanced_accuracy",
     "layerwise_macro_f1",
     "confusion",
@@ -22,7 +24,7 @@ PLOTS = [
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     root = tmp_path_factory.mktemp("plots")
-    store = make_store(root)
+    store = make_store(root, methods=("reconstruct", "mae"))
     return store, build_report(ReportConfig(store=store, out=root / "report")).parent
 
 
@@ -49,7 +51,7 @@ def test_html_is_self_contained(report):
     assert len(sources) == len(PLOTS) and all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"https?://", page)
     assert "<style>" in page and "<script" not in page and "<link" not in page
-    assert str(store.resolve()) in page and "44 done, 1 failed" in page and "0, 1, 2" in page
+    assert str(store.resolve()) in page and "53 done, 1 failed" in page and "0, 1, 2" in page
     assert "Failed cells" in page and "out of memory" in page
 
 
@@ -85,3 +87,18 @@ def test_partly_deleted_artifacts_still_plot(tmp_path):
     out = build_report(ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",))).parent
     assert (out / "plots" / "confusion.png").exists()
     assert (out / "plots" / "pretrain_loss.png").exists()
+
+
+def test_old_store_reads_as_reconstruct_and_skips_the_method_plot(tmp_path):
+    store = make_store(tmp_path, failed=0)  # schema 1: no method column
+    out = build_report(ReportConfig(store=store, out=tmp_path / "r", metrics=("macro_f1",))).parent
+    md = (out / "report.md").read_text()
+    assert "Macro F1 by SSL method: fewer than two methods" in md.split("### Skipped plots")[1]
+    assert (out / "plots" / "mask_strength_macro_f1.png").exists()
+
+
+def test_method_rows_name_the_method(report):
+    _, out = report
+    table = (out / "tables" / "balanced_accuracy.md").read_text()
+    rows = [line.split("|")[1].strip() for line in table.splitlines() if line.startswith("| ")]
+    assert "mae" in rows and "reconstruct, mask_strength=0.5" in rows and "no pretraining" in rows

@@ -3,7 +3,8 @@
     mosquito-ssl demo --out demo_out
 
 Generates the synthetic species set, runs the sweep of ``benchmarks/demo.toml`` (tiny encoder:
-2 mask strengths x 3 freezing settings x 2 seeds, plus the no-pretraining and hand-crafted
+2 SSL methods (reconstruct at 2 mask strengths, mae) x 3 freezing settings x 2 seeds, plus the
+no-pretraining and hand-crafted
 baselines) into ``<out>/sweep/results.sqlite`` and builds the report. Re-running skips
 everything already done.
 """
@@ -36,24 +37,18 @@ def demo_spec(out: Path, data: Path):
 
 
 def _print_table(store: Path) -> None:
-    """Test balanced accuracy, mean over seeds, by setting (freeze/probe as columns)."""
-    import sqlite3
-    from contextlib import closing
+    """Test balanced accuracy, mean over seeds, one row per setting (the report's labels)."""
+    from .reports import tables
+    from .reports.load import load_store
 
-    import pandas as pd
-
-    with closing(sqlite3.connect(store)) as con:
-        frame = pd.read_sql(
-            "SELECT * FROM results WHERE split = 'test' AND metric = 'balanced_accuracy' AND layer IS NULL", con
-        )
+    frame = load_store(store).results
+    frame = frame[(frame["split"] == "test") & (frame["metric"] == "balanced_accuracy") & frame["layer"].isna()]
     if frame.empty:
         return
-    frame["mask_strength"] = frame["mask_strength"].fillna(-1.0)  # baselines: no masking
-    table = frame.pivot_table(
-        index=["encoder", "mask_strength"], columns=["freeze", "probe"], values="value", aggfunc="mean"
-    )
-    typer.echo("test balanced accuracy (mean over seeds; mask_strength -1 = baseline):")
-    typer.echo(table.round(3).to_string())
+    frame = tables.label_settings(frame, tables.row_keys(frame, ("mask_strength",), ("freeze", "probe")))
+    table = frame.pivot_table(index=["order", "setting"], columns=["freeze", "probe"], values="value", aggfunc="mean")
+    typer.echo("test balanced accuracy (mean over seeds):")
+    typer.echo(table.droplevel("order").round(3).to_string())
 
 
 def _report(store: Path, out: Path) -> Path:

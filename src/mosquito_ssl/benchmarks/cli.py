@@ -14,7 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..options import ForceOpt, OutOpt
-from .speed_cli import speed
+from ..speed.cli import EPILOG as SPEED_EPILOG
+from ..speed.cli import speed
 
 app = typer.Typer(help="Sweeps over masking and freezing settings, with a SQLite results store.", no_args_is_help=True)
 
@@ -114,4 +115,4 @@ def status(
         typer.echo(f"  spec {spec}: {len(cells)} cells, {len(pending)} pending (not done)")
 
 
-app.command("speed")(speed)
+app.command("speed", epilog=SPEED_EPILOG)(speed)

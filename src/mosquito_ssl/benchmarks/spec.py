@@ -29,6 +29,7 @@ FROZEN_PROBES = ("linear", "layerwise", "mlp")
 PROBES = (*FROZEN_PROBES, "finetune")
 EXTRA_BASELINES = ("handcrafted", "audioset")
 GRID_DEFAULTS = {
+    "method": ["reconstruct"],
     "mask_strength": [1.0],
     "mask_kind": ["specaugment"],
     "loss_on": ["all"],
@@ -44,6 +45,7 @@ PRETRAIN_OWNED = {
     "out": "sweep.out",
     "run_name": "sweep.out",
     "seed": "grid.seed",
+    "method": "grid.method",
     "mask_strength": "grid.mask_strength",
     "mask_kind": "grid.mask_kind",
     "loss_on": "grid.loss_on",
@@ -71,6 +73,7 @@ class Cell:
     cell_id: str
     sweep: str
     encoder: str  # ssl | random | handcrafted | audioset
+    method: str | None  # the SSL method of an ssl cell (model/methods.py); None for baselines
     mask_strength: float | None
     mask_kind: str | None
     loss_on: str | None
@@ -83,7 +86,11 @@ class Cell:
     @property
     def name(self) -> str:
         """Readable, unique run-directory name."""
-        mask = f"-ms{self.mask_strength:g}-{self.mask_kind}-{self.loss_on}" if self.encoder == "ssl" else ""
+        mask = ""
+        if self.method == "reconstruct":
+            mask = f"-ms{self.mask_strength:g}-{self.mask_kind}-{self.loss_on}"
+        elif self.method:
+            mask = f"-{self.method}"
         freeze = self.freeze.replace(":", "")
         return f"{self.encoder}{mask}-{freeze}-{self.probe}-{self.pooling}-s{self.seed}-{self.cell_id[:8]}"
 
@@ -95,6 +102,7 @@ class Cell:
                 "cell_id",
                 "sweep",
                 "encoder",
+                "method",
                 "mask_strength",
                 "mask_kind",
                 "loss_on",
@@ -254,7 +262,9 @@ class SweepSpec:
             grid=grid,
             baselines=baselines,
             audioset=audioset,
-            pretrain=_check_section(raw.get("pretrain", {}), PretrainConfig, "pretrain", PRETRAIN_OWNED),
+            pretrain=_check_method_settings(
+                _check_section(raw.get("pretrain", {}), PretrainConfig, "pretrain", PRETRAIN_OWNED), grid
+            ),
             probe=_check_section(raw.get("probe", {}), ProbeConfig, "probe", PROBE_OWNED),
             store=Path(sweep["store"]).expanduser().resolve() if sweep.get("store") else None,
         )
@@ -263,15 +273,18 @@ class SweepSpec:
     def pretrain_config(self, cell: Cell, force: bool = False):
         """The pretraining of an ssl cell; its run dir is named by the hash of its science."""
         from ..config import resolve
+        from ..model.methods import METHOD_FIELDS, methods_with
         from ..pretrain.train import PretrainConfig
 
+        # [pretrain] may hold settings of several methods: each cell takes its own method's.
+        own = {k: v for k, v in self.pretrain.items() if k not in METHOD_FIELDS or cell.method in methods_with(k)}
+        mask = {"mask_strength": cell.mask_strength, "mask_kind": cell.mask_kind, "loss_on": cell.loss_on}
         values = dict(
-            self.pretrain,
+            own,
             data=self.pretrain_data,
             out=self.out / "pretrain",
-            mask_strength=cell.mask_strength,
-            mask_kind=cell.mask_kind,
-            loss_on=cell.loss_on,
+            method=cell.method,
+            **(mask if cell.method == "reconstruct" else {}),
             seed=cell.seed,
             resume=True,
             force=force,
@@ -319,10 +332,11 @@ class SweepSpec:
             for po in g["pooling"]
         ]
         out: list[Cell] = []
-        for ms in g["mask_strength"]:
-            for kind in g["mask_kind"]:
-                for loss_on in g["loss_on"]:
-                    out += [self._cell("ssl", fr, pr, po, seed, (ms, kind, loss_on)) for fr, pr, po, seed in combos]
+        for method in g["method"]:
+            # mask_strength / mask_kind / loss_on shape only the reconstruct method
+            masks = [(ms, k, lo) for ms in g["mask_strength"] for k in g["mask_kind"] for lo in g["loss_on"]]
+            for mask in masks if method == "reconstruct" else [None]:
+                out += [self._cell("ssl", fr, pr, po, seed, mask, method) for fr, pr, po, seed in combos]
         for encoder in ("random", *[b for b in EXTRA_BASELINES if b in self.baselines]):
             for fr, pr, po, seed in combos:
                 if encoder == "handcrafted" and (pr not in ("linear", "mlp") or po != g["pooling"][0]):
@@ -335,10 +349,19 @@ class SweepSpec:
             )
         return out
 
-    def _cell(self, encoder: str, freeze: str, probe: str, pooling: str, seed: int, mask: tuple | None = None) -> Cell:
+    def _cell(
+        self,
+        encoder: str,
+        freeze: str,
+        probe: str,
+        pooling: str,
+        seed: int,
+        mask: tuple | None = None,
+        method: str | None = None,
+    ) -> Cell:
         ms, kind, loss_on = mask or (None, None, None)
         pooling = "none" if encoder == "handcrafted" else pooling  # what the probe writes in rows
-        draft = Cell("", self.name, encoder, ms, kind, loss_on, freeze, probe, pooling, seed, "")
+        draft = Cell("", self.name, encoder, method, ms, kind, loss_on, freeze, probe, pooling, seed, "")
         probe_cfg = self.probe_config(draft)
         science = probe_cfg.science()
         if encoder == "ssl":
@@ -348,10 +371,25 @@ class SweepSpec:
         else:
             group = f"{encoder}-s{seed}"
         science["pretrain_preset"] = self.preset  # random:<preset> baselines depend on it
-        cell_id = runs.settings_hash(
-            {"cell": draft.columns() | {"cell_id": None, "sweep": None}, "science": science}, 16
-        )
+        columns = draft.columns() | {"cell_id": None, "sweep": None}
+        if method in (None, "reconstruct"):  # cell ids of sweeps made before the method axis stay valid
+            del columns["method"]
+        cell_id = runs.settings_hash({"cell": columns, "science": science}, 16)
         return dataclasses.replace(draft, cell_id=cell_id, group=group)
+
+
+def _check_method_settings(pretrain: dict, grid: dict[str, tuple]) -> dict:
+    """A method setting in [pretrain] must belong to a method of grid.method (else it is a typo)."""
+    from ..model.methods import METHOD_FIELDS, methods_with
+
+    for key in pretrain:
+        owners = methods_with(key)
+        if key in METHOD_FIELDS and not set(owners) & set(grid["method"]):
+            raise ConfigError(
+                f"pretrain.{key} is a setting of method {' / '.join(owners)}, none of which is in grid.method "
+                f"{list(grid['method'])}: add one or remove pretrain.{key}"
+            )
+    return pretrain
 
 
 def _check_grid(grid: dict) -> dict[str, tuple]:
@@ -360,6 +398,11 @@ def _check_grid(grid: dict) -> dict[str, tuple]:
         raise ConfigError(f"grid.{bad[0]} is not a grid axis; axes are: {', '.join(GRID_DEFAULTS)}")
     out = {k: tuple(_as_list(grid.get(k, default), f"grid.{k}")) for k, default in GRID_DEFAULTS.items()}
     out["freeze"] = tuple(check_freeze(f) for f in out["freeze"])
+    from ..model.methods import METHODS
+
+    for m in out["method"]:
+        if m not in METHODS:
+            raise ConfigError(f"grid.method: {m!r} is not a method; use {', '.join(METHODS)}")
     for p in out["probe"]:
         if p not in PROBES:
             raise ConfigError(f"grid.probe: {p!r} is not a probe; use {', '.join(PROBES)}")

@@ -26,11 +26,12 @@ from ..errors import StoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"  # 2: the method column (stores of version 1 are migrated on open)
 CELL_COLUMNS = (
     "cell_id",
     "sweep",
     "encoder",
+    "method",
     "mask_strength",
     "mask_kind",
     "loss_on",
@@ -54,6 +55,7 @@ RESULT_COLUMNS = (
     "cell_id",
     "sweep",
     "encoder",
+    "method",
     "mask_strength",
     "mask_kind",
     "loss_on",
@@ -67,12 +69,12 @@ RESULT_COLUMNS = (
     "value",
 )
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT,
+CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, method TEXT,
   mask_strength REAL, mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT,
   seed INTEGER, status TEXT, error TEXT, run_dir TEXT, pretrain_dir TEXT, package_version TEXT,
   git_commit TEXT, torch_version TEXT, transformers_version TEXT, device TEXT, wall_time_s REAL,
   finished_at TEXT);
-CREATE TABLE IF NOT EXISTS results(cell_id TEXT, sweep TEXT, encoder TEXT, mask_strength REAL,
+CREATE TABLE IF NOT EXISTS results(cell_id TEXT, sweep TEXT, encoder TEXT, method TEXT, mask_strength REAL,
   mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, layer INTEGER,
   seed INTEGER, split TEXT, metric TEXT, value REAL);
 CREATE UNIQUE INDEX IF NOT EXISTS results_key
@@ -81,6 +83,19 @@ CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 """
 BUSY_TIMEOUT_MS = 30_000
 RETRIES = 8
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
+
+
+def _migrate(con: sqlite3.Connection) -> None:
+    """Bring a version-1 store (no ``method`` column) to version 2: its ssl rows were ``reconstruct``."""
+    for table in ("cells", "results"):
+        if "method" not in _columns(con, table):
+            con.execute(f"ALTER TABLE {table} ADD COLUMN method TEXT")
+            con.execute(f"UPDATE {table} SET method = 'reconstruct' WHERE encoder = 'ssl'")
+    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -158,6 +173,7 @@ class ResultsStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
+            _migrate(con)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
 
@@ -169,6 +185,9 @@ class ResultsStore:
                 f"{self.path} has no cells/results tables: it is not a results store "
                 "written by `mosquito-ssl benchmarks run`"
             )
+        if "method" not in _columns(con, "results"):
+            with self._transaction(con):
+                _migrate(con)
 
     # ---- writing ----------------------------------------------------------------------------
     def commit_cell(self, cell: dict[str, Any], rows: list[dict[str, Any]]) -> None:

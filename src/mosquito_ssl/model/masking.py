@@ -1,6 +1,6 @@
 """Input masks for masked-reconstruction pretraining: settings, sampling, expected coverage.
 
-One knob, ``mask_strength``, scales the seed's SpecAugment widths (0 = no masking at all);
+One knob, ``mask_strength``, scales the original pipeline's SpecAugment widths (0 = no masking at all);
 ``mask_kind`` picks time+frequency bands (``specaugment``), one axis (``time``, ``freq``) or
 random time-frequency blocks (``patch``, SSAST-like). Masks are sampled for a whole batch at
 once with tensor ops, independently per example::

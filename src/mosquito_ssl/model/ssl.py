@@ -1,30 +1,29 @@
-"""The masked-reconstruction SSL model: AST encoder + per-token projector + Conv1d time decoder.
+"""The reconstruct method: AST encoder + per-token projector + Conv1d time decoder.
 
 The input spectrogram is masked (``masking.sample_masks``), encoded by the AST, and the clean
-spectrogram is reconstructed; the loss is the MSE over all cells (``loss_on="all"``, the seed)
-or over the masked cells only (``loss_on="masked"``)::
+spectrogram is reconstructed; the loss is the MSE over all cells (``loss_on="all"``, as the
+original pipeline) or over the masked cells only (``loss_on="masked"``)::
 
     model = ASTSSL(build_encoder("tiny"), MaskSettings(mask_strength=0.5), loss_on="masked")
     out = model(input_values=batch)          # out.loss, out.reconstruction (B, T, F), out.mask
 
-How decoding differs from the seed: the seed ran its Conv1d over the flattened token sequence
-and stretched that ~1200-token axis onto the 1024 frames. ``ASTPatchEmbeddings`` flattens the
-(frequency x time) patch grid frequency-major (token = f * t_dim + t), so neighbouring positions
-of that sequence are mostly different frequency bands at the same time, and its "time"
-convolution mixed unrelated patches while the interpolation mapped frequency order onto time.
-Here CLS/distillation tokens are dropped, patch tokens are put back on their grid, each is
-projected (hidden -> proj_dim), the frequency patches of each time step are concatenated into
-channels, (B, f_dim * proj_dim, t_dim), and the Conv1d decoder runs along the real time axis to
-``num_mel_bins`` channels before a linear interpolation from t_dim patches to T frames.
+How decoding differs from the original pipeline (``speed.original.OriginalPipelineSSL``): it ran
+its Conv1d over the flattened token sequence and stretched that ~1200-token axis onto the 1024
+frames. ``ASTPatchEmbeddings`` flattens the (frequency x time) patch grid frequency-major
+(token = f * t_dim + t), so neighbouring positions of that sequence are mostly different
+frequency bands at the same time, and its "time" convolution mixed unrelated patches while the
+interpolation mapped frequency order onto time. Here CLS/distillation tokens are dropped, patch
+tokens are put back on their grid, each is projected (hidden -> proj_dim), the frequency patches
+of each time step are concatenated into channels, (B, f_dim * proj_dim, t_dim), and the Conv1d
+decoder runs along the real time axis to ``num_mel_bins`` channels before a linear
+interpolation from t_dim patches to T frames.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import io
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,11 +32,11 @@ from transformers import ASTModel
 from transformers.utils import ModelOutput
 
 from ..errors import ConfigError
-from .encoder import patch_grid
+from .base import SSLModel
 from .masking import MaskSettings, sample_masks
+from .presets import patch_grid
 
 LOSS_ON = ("all", "masked")
-EVAL_MASK_SEED = 0  # eval masks are the same every epoch, so eval loss curves are comparable
 
 
 @dataclass
@@ -47,8 +46,14 @@ class ASTSSLOutput(ModelOutput):
     mask: torch.Tensor | None = None
 
 
-class ASTSSL(nn.Module):
-    """Masked-spectrogram reconstruction around an ``ASTModel`` (kept as ``self.encoder``)."""
+class ASTSSL(SSLModel):
+    """Masked-spectrogram reconstruction around an ``ASTModel`` (kept as ``self.encoder``).
+
+    Its ``ssl_config.json`` holds the mask fields, ``loss_on`` and the decoder widths (no
+    ``method`` key: the format predates the other methods); ``save`` is ``SSLModel.save``.
+    """
+
+    method: ClassVar[str] = "reconstruct"
 
     def __init__(
         self,
@@ -93,9 +98,7 @@ class ASTSSL(nn.Module):
 
     def _masks(self, x: torch.Tensor) -> torch.Tensor:
         batch, frames, bins = x.shape
-        generator = None
-        if not self.training:
-            generator = torch.Generator(device=x.device).manual_seed(EVAL_MASK_SEED)
+        generator = self.eval_generator(x.device)  # eval: the same masks every epoch
         return sample_masks(batch, frames, bins, self.mask, generator=generator, device=x.device)
 
     def reconstruct(self, masked: torch.Tensor) -> torch.Tensor:
@@ -130,18 +133,5 @@ class ASTSSL(nn.Module):
             loss = err.mean()
         return ASTSSLOutput(loss=loss, reconstruction=recon, mask=mask)
 
-    def save(self, folder: str | Path, features: Any) -> Path:
-        """Write a ``final/`` folder: HF encoder + preprocessor config + model.pth + ssl_config.json."""
-        from ..runs import write_bytes_atomic, write_json_atomic
 
-        folder = Path(folder)
-        self.encoder.save_pretrained(folder)
-        features.extractor().save_pretrained(folder)
-        buffer = io.BytesIO()
-        torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, buffer)
-        write_bytes_atomic(folder / "model.pth", buffer.getvalue())
-        write_json_atomic(folder / "ssl_config.json", self.ssl_config())
-        return folder
-
-
-AST_SSL = ASTSSL  # the seed's name
+AST_SSL = ASTSSL  # the name in the original pipeline

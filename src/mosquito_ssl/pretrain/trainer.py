@@ -1,6 +1,7 @@
-"""Hugging Face ``Trainer`` set-up for AST_SSL: arguments, ``eval_mse``, callbacks, checkpoints.
+"""Hugging Face ``Trainer`` set-up for the SSL methods: arguments, ``eval_mse``, callbacks, checkpoints.
 
-Used by ``pretrain.train.pretrain``; nothing here reads data or writes final artifacts.
+Used by ``pretrain.train.pretrain`` (``mosquito-ssl pretrain``); nothing here reads data or
+writes final artifacts. Console output is ``progress.EpochReport``'s, not the Trainer's.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
+
+from .progress import EpochReport
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,7 @@ def training_arguments(cfg, run_dir: Path, selects_best: bool = True) -> Trainin
         dataloader_persistent_workers=cfg.workers > 0,
         seed=cfg.seed,
         report_to="none",
+        disable_tqdm=True,  # progress.EpochReport shows one bar and one line per epoch instead
         torch_compile=cfg.compile,
         remove_unused_columns=False,
         label_names=[],
@@ -138,14 +142,15 @@ def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTr
 
     selects_best = getattr(model, "selects_best", True)
     args = training_arguments(cfg, run_dir, selects_best)
-    callbacks: list = [MethodStepCallback()]
+    eval_name = "eval_mse" if cfg.method == "reconstruct" else "eval loss"
+    callbacks: list = [MethodStepCallback(), EpochReport(eval_name)]
     if selects_best:  # EMA-target methods have no comparable eval loss across epochs: train to the end
         callbacks.append(
             EarlyStoppingCallback(early_stopping_patience=cfg.patience, early_stopping_threshold=cfg.threshold)
         )
     if args.process_index == 0:
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))))
-    return SSLTrainer(
+    trainer = SSLTrainer(
         model=model,
         args=args,
         train_dataset=FeatureDataset(cache, train_idx),
@@ -153,3 +158,5 @@ def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTr
         data_collator=collate,
         callbacks=callbacks,
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dictionary to stdout
+    return trainer

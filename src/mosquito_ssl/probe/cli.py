@@ -51,7 +51,9 @@ def _make(probe: str):
             Optional[str],
             Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted."),
         ] = None,
-        pooling: Annotated[Optional[str], Opt(help="cls, dist, cls_dist, mean (default) or cls+mean.")] = None,
+        pooling: Annotated[
+            Optional[str], Opt(help="cls, dist, cls_dist, mean (default), cls+mean, freq_stack or freq_mean_max.")
+        ] = None,
         layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
         freeze: Annotated[Optional[str], Opt(help="finetune only: frozen, partial:K or full.")] = None,
         folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,

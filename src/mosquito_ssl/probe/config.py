@@ -17,7 +17,8 @@ from .. import runs
 from ..errors import ConfigError
 
 PROBES = ("linear", "layerwise", "mlp", "finetune")
-POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean")
+# freq_stack / freq_mean_max keep the frequency axis (model/pooling.py): M2D and BYOL-A poolings
+POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean", "freq_stack", "freq_mean_max")
 HANDCRAFTED = "handcrafted"
 # Regularisation grids searched on the validation split (C for logistic regression, alpha for MLP).
 C_GRID = tuple(float(10.0**k) for k in range(-3, 3))

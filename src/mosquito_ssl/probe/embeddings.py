@@ -55,17 +55,26 @@ def embedding_key(fingerprint: str, cache) -> dict:
         "feature_cache": Path(cache.path).name,
         "clips": clip_list_hash(cache.items),
         "n": len(cache.items),
-        "format": 1,
+        "format": 2,  # 2: freq_stack and freq_mean_max poolings
     }
 
 
-def pool_tokens(hidden) -> dict:
-    """Every pooling of token sequences (..., S, D) -> {pooling: (..., D|2D)}.
+def pooling_width(pooling: str, hidden: int, grid: tuple[int, int]) -> int:
+    """Width of one pooled vector: D, 2D, f*D (freq_stack) or 2*f*D (freq_mean_max)."""
+    return {"cls+mean": 2 * hidden, "freq_stack": grid[0] * hidden, "freq_mean_max": 2 * grid[0] * hidden}.get(
+        pooling, hidden
+    )
+
+
+def pool_tokens(hidden, grid: tuple[int, int]) -> dict:
+    """Every pooling of token sequences (..., S, D) -> {pooling: (..., width)}; grid = (f, t) patches.
 
     Token 0 is CLS, token 1 the distillation token, the rest patches. The fine-tuning head
     pools with this too, so frozen probes and fine-tunes read the same representation.
     """
     import torch
+
+    from ..model.pooling import freq_mean_max, freq_stack
 
     cls, dist, patches = hidden[..., 0, :], hidden[..., 1, :], hidden[..., 2:, :].mean(dim=-2)
     return {
@@ -74,15 +83,17 @@ def pool_tokens(hidden) -> dict:
         "cls_dist": (cls + dist) / 2,
         "mean": patches,
         "cls+mean": torch.cat([cls, patches], dim=-1),
+        "freq_stack": freq_stack(hidden, grid),
+        "freq_mean_max": freq_mean_max(hidden, grid),
     }
 
 
-def pool(hidden, last):
+def pool(hidden, last, grid: tuple[int, int]):
     """All poolings of stacked hidden states (B, L+1, S, D) -> {pooling: (B, L+1, D|2D)}."""
     import torch
 
     # layer L is taken after the final LayerNorm, as ASTModel's pooler reads it
-    return pool_tokens(torch.cat([hidden[:, :-1], last[:, None]], dim=1))
+    return pool_tokens(torch.cat([hidden[:, :-1], last[:, None]], dim=1), grid)
 
 
 class Embeddings:
@@ -140,7 +151,10 @@ def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch
     from tqdm.auto import tqdm
 
     n = len(features)
-    widths = {p: 2 * hidden if p == "cls+mean" else hidden for p in POOLINGS}
+    from ..model.visible import patch_grid_of
+
+    grid = patch_grid_of(model)
+    widths = {p: pooling_width(p, hidden, grid) for p in POOLINGS}
     tmp = {p: folder / f".{p}.npy.tmp" for p in POOLINGS}
     arrays = {
         p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=np.float32, shape=(n, layers, widths[p]))
@@ -153,7 +167,7 @@ def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch
             x = torch.from_numpy(np.array(features[start : start + batch_size])).to(device)  # copy off the memmap
             out = model(x, output_hidden_states=True)
             EMBED_FORWARDS += 1
-            pooled = pool(torch.stack(out.hidden_states, dim=1), out.last_hidden_state)
+            pooled = pool(torch.stack(out.hidden_states, dim=1), out.last_hidden_state, grid)
             for p, value in pooled.items():
                 arrays[p][start : start + len(x)] = value.float().cpu().numpy()
     for p, array in arrays.items():

@@ -6,7 +6,7 @@ Owns ``ASTClassifier`` (encoder -> pooling -> dropout -> Linear, class-weighted 
 so imbalanced sets such as HumBugDB do not collapse onto the majority class) and the Trainer
 set-up: evaluation each epoch, best model by validation balanced accuracy, early stopping,
 ``report_to="none"``. Freezing (``frozen`` = head only, ``partial:K``, ``full``) goes through
-``model.encoder.apply_freeze``; frozen parameters get no gradient. Checkpoints are deleted
+``model.freeze.apply_freeze``; frozen parameters get no gradient. Checkpoints are deleted
 after training (the run keeps predictions and metrics, not weights).
 """
 
@@ -21,7 +21,8 @@ import torch
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from .embeddings import pool_tokens
+from ..model.visible import patch_grid_of
+from .embeddings import pool_tokens, pooling_width
 from .linear import Fit, val_score
 
 log = logging.getLogger(__name__)
@@ -40,14 +41,15 @@ class ASTClassifier(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.pooling = encoder, pooling
-        width = encoder.config.hidden_size * (2 if pooling == "cls+mean" else 1)
+        self.grid = patch_grid_of(encoder)
+        width = pooling_width(pooling, encoder.config.hidden_size, self.grid)
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(width, n_classes)
         self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(n_classes))
 
     def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None):
         hidden = self.encoder(input_values).last_hidden_state
-        logits = self.head(self.dropout(pool_tokens(hidden)[self.pooling]))
+        logits = self.head(self.dropout(pool_tokens(hidden, self.grid)[self.pooling]))
         loss = None
         if labels is not None:
             loss = torch.nn.functional.cross_entropy(logits, labels, weight=self.class_weights)
@@ -69,7 +71,7 @@ def build_classifier(
     dropout: float = 0.1,
     weights: torch.Tensor | None = None,
 ) -> ASTClassifier:
-    from ..model.encoder import apply_freeze
+    from ..model.freeze import apply_freeze
 
     trainable = apply_freeze(encoder, freeze)
     log.info("freeze %s: %d trainable encoder parameters", freeze, trainable)

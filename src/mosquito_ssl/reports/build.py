@@ -20,7 +20,7 @@ import pandas as pd
 from ..errors import ConfigError, StoreError
 from ..runs import write_text_atomic
 from . import html, plots, stats, tables
-from .load import MASK_COLUMNS, Store, load_store, read_confusion, read_log_history, read_predictions
+from .load import SSL_COLUMNS, Store, load_store, read_confusion, read_log_history, read_predictions
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def analyse(prep: Prepared, cfg: ReportConfig) -> Prepared:
     run_dirs = prep.store.cells.set_index("cell_id")["run_dir"]
     predictions = lru_cache(maxsize=None)(lambda cell: read_predictions(run_dirs.get(cell)))
     # The reference shares the table columns and any row key a baseline has too (freeze, pooling).
-    match = [*cfg.columns, *(k for k in prep.keys if k not in MASK_COLUMNS)]
+    match = [*cfg.columns, *(k for k in prep.keys if k not in SSL_COLUMNS)]
     match = prep.match = [k for k in dict.fromkeys(match) if k not in ("metric", "probe")]
     result = stats.compare(prep.headline, match, cfg.stats_settings(), predictions, cfg.split)
     prep.stats = _sorted(result, prep.headline, cfg)
@@ -173,7 +173,7 @@ def loss_histories(prep: Prepared) -> dict[str, tuple[str, list]]:
     """pretrain_dir -> (mask setting label, log_history) for the done ssl cells."""
     done = prep.store.done
     ssl = done[(done["encoder"] == "ssl") & done["pretrain_dir"].notna()].drop_duplicates("pretrain_dir")
-    varying = [c for c in ("mask_strength", "mask_kind", "loss_on") if ssl[c].nunique() > 1] or ["mask_strength"]
+    varying = [c for c in SSL_COLUMNS if ssl[c].nunique() > 1] or ["method"]
     ssl = ssl.sort_values([*varying, "seed"])  # legend in mask order, not store order
     out = {}
     for _, cell in ssl.iterrows():
@@ -189,6 +189,8 @@ def make_plots(prep: Prepared, cfg: ReportConfig, out: Path) -> list[plots.Plot]
     made = []
     for metric in cfg.metrics:
         made.append(plots.mask_strength_plot(prep.headline, metric, out, cfg.percent))
+    for metric in cfg.metrics:
+        made.append(plots.method_plot(prep.headline, metric, out, cfg.percent))
     for metric in cfg.metrics:
         made.append(plots.layerwise_plot(prep.layers, metric, out, cfg.percent))
     made.append(plots.confusion_plot(confusion_matrices(prep, cfg), out))

@@ -27,6 +27,8 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 RUN_HINT = "run `mosquito-ssl benchmarks run` first"
 # Columns that describe the masking setting of an ssl cell; NULL for baselines.
 MASK_COLUMNS = ("mask_strength", "mask_kind", "loss_on")
+# Columns that describe how an ssl encoder was pretrained; NULL for baselines.
+SSL_COLUMNS = ("method", *MASK_COLUMNS)
 BASELINE_LABELS = {
     "random": "no pretraining",
     "handcrafted": "hand-crafted features",
@@ -99,12 +101,17 @@ def load_store(path: Path) -> Store:
             f"results store {path} has no results from done cells ({len(failed)} failed{first}): "
             f"fix the failure and {RUN_HINT.replace(' first', ' again')}"
         )
+    if "method" not in cells.columns:
+        cells["method"] = cells["encoder"].map({"ssl": "reconstruct"})
     return Store(path=path, cells=cells, results=_normalise(results))
 
 
 def _normalise(results: pd.DataFrame) -> pd.DataFrame:
     """Nullable integer layer/seed (SQLite returns floats when NULLs are present)."""
     out = results.copy()
+    if "method" not in out.columns:  # a store written before the method axis: ssl meant reconstruct
+        out.insert(out.columns.get_loc("encoder") + 1, "method", None)
+        out.loc[out["encoder"] == "ssl", "method"] = "reconstruct"
     for col in ("layer", "seed"):
         out[col] = pd.to_numeric(out[col]).astype("Int64")
     out["mask_strength"] = pd.to_numeric(out["mask_strength"]).astype(float)

@@ -91,7 +91,7 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
     """Metric vs mask_strength, one line per freeze, baselines as horizontal lines."""
     plot = Plot(f"mask_strength_{metric.replace(':', '_')}", f"{metric_label(metric)} vs mask strength")
     data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
-    ssl = data[data["encoder"] == "ssl"]
+    ssl = data[(data["encoder"] == "ssl") & data["mask_strength"].notna()]  # reconstruct cells
     if ssl["mask_strength"].nunique() < 2:
         plot.skipped = "fewer than two mask_strength values among pretrained (ssl) cells"
         return plot
@@ -137,6 +137,51 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
         )
         if varying:
             log.info("mask_strength plot: line style = %s", varying[0])
+        plot.files = _save(fig, out_dir, plot.name)
+    return plot
+
+
+def method_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
+    """Metric per SSL method (each ssl setting a point with its 95% t-CI), baselines as horizontal lines."""
+    plot = Plot(f"method_{metric.replace(':', '_')}", f"{metric_label(metric)} by SSL method")
+    data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
+    ssl = data[data["encoder"] == "ssl"]
+    if ssl["method"].nunique() < 2:
+        plot.skipped = "fewer than two methods among pretrained (ssl) cells"
+        return plot
+    probes = sorted(ssl["probe"].unique())
+    freezes = freeze_order(data["freeze"])
+    palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes)), strict=True))
+    order = list(ssl.sort_values(["order", "setting"])["setting"].unique())
+    with _style():
+        width = max(5.5, 1.1 * len(order) + 2)
+        fig, axes = plt.subplots(1, len(probes), figsize=(width * len(probes), 4.4), sharey=True, squeeze=False)
+        for ax, probe in zip(axes[0], probes, strict=True):
+            sns.pointplot(
+                data=ssl[ssl["probe"] == probe], x="setting", y="value", hue="freeze", hue_order=freezes,
+                order=order, palette=palette, errorbar=bounded_t_ci(100 if percent else 1), dodge=0.3,
+                linestyle="none", ax=ax, legend=False,
+            )  # fmt: skip
+            base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
+            means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
+            labels = list(dict.fromkeys(means.index.get_level_values(0)))
+            for (label, freeze), mean in means.items():
+                style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
+                ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
+            ax.set(
+                xlabel="SSL method",
+                ylabel=metric_label(metric, percent),
+                title=f"probe = {probe}" if len(probes) > 1 else None,
+            )
+            ax.tick_params(axis="x", labelrotation=20)
+        handles = [Line2D([], [], color=palette[f], marker="o", ls="none", label=f) for f in freezes]
+        handles += [
+            Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
+            for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
+        ]
+        axes[0, -1].legend(
+            handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False
+        )
         plot.files = _save(fig, out_dir, plot.name)
     return plot
 

@@ -16,11 +16,11 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConfigError
-from .load import BASELINE_LABELS, MASK_COLUMNS
+from .load import BASELINE_LABELS, SSL_COLUMNS
 
 # Settings that split results into different cells; if they vary but are not rows or columns
 # they are added to the rows, so that seeds are the only thing ever averaged over.
-SETTING_COLUMNS = (*MASK_COLUMNS, "pooling")
+SETTING_COLUMNS = (*SSL_COLUMNS, "pooling")
 METRIC_LABELS = {
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
@@ -98,6 +98,9 @@ def row_keys(frame: pd.DataFrame, rows, columns) -> list[str]:
     for col in SETTING_COLUMNS:
         if col not in keys and col not in columns and frame.groupby("encoder")[col].nunique().max() > 1:
             keys.append(col)
+    if "method" in keys:  # the method names the row first: "mae", "reconstruct, mask_strength=0.5"
+        keys.remove("method")
+        keys.insert(0, "method")
     return keys
 
 
@@ -114,11 +117,12 @@ def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
         parts = [(k, row[k]) for k in keys if pd.notna(row[k])]
         if len(parts) == 1:
             return _value_text(parts[0][1])
-        return ", ".join(f"{k}={_value_text(v)}" for k, v in parts)
+        # the method is a name, not a number: it needs no "method=" to be read
+        return ", ".join(_value_text(v) if k == "method" else f"{k}={_value_text(v)}" for k, v in parts)
 
     def other_label(row) -> str:
         name = BASELINE_LABELS.get(row["encoder"], str(row["encoder"]))
-        extra = [_value_text(row[k]) for k in keys if k not in MASK_COLUMNS and k != "encoder" and pd.notna(row[k])]
+        extra = [_value_text(row[k]) for k in keys if k not in SSL_COLUMNS and k != "encoder" and pd.notna(row[k])]
         return f"{name} ({', '.join(extra)})" if extra else name
 
     out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl)]

@@ -1,0 +1,90 @@
+"""The training pipelines ``benchmarks speed`` times, one entry each, all measured the same way.
+
+Each entry builds its model for a preset, says what its data loader reads and how many forward
+FLOPs a clip costs; ``run.run_speed`` times every entry into ``<name>_clips_per_s``,
+``<name>_gflops``, ``<name>_fraction_of_peak``... fields. Adding a training method is one more
+entry, e.g. with ``model.flops.counted_forward_flops`` where no analytic count exists::
+
+    Pipeline("mae", "mae (cached features)", build=_method("mae"), reads="cache",
+             forward_flops=counted_forward_flops)
+
+==============  ==============================================================================
+``original``    the original pipeline (``original.py``): audio decoded per step, 1024 frames,
+                Python-loop masks, token-sequence decoder, unfused AdamW
+``reconstruct`` this toolkit's reconstruct method: the feature cache (memmap) at 100 frames,
+                batched masks, decoder along the time patches, fused AdamW (the Trainer default)
+==============  ==============================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from ..errors import ConfigError
+
+READS = ("audio", "cache")  # decode the wav files every step | read the feature cache
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str  # prefix of its result fields
+    label: str  # its row in the table
+    build: Callable[[str], nn.Module]  # preset -> model whose forward returns {"loss": ...}
+    reads: str  # one of READS
+    forward_flops: Callable[[nn.Module], int]  # per clip; a training step counts TRAIN_FACTOR of it
+    fused_adamw: bool = True
+    slow: bool = False  # timed for --original-steps steps instead of --steps
+
+    def __post_init__(self) -> None:
+        if self.reads not in READS:
+            raise ValueError(f"Pipeline {self.name!r}: reads={self.reads!r}, use one of {READS}")
+
+
+def _build_original(preset: str) -> nn.Module:
+    from ..data.features import FeatureSettings
+    from ..model.encoder import build_encoder
+    from ..model.masking import MaskSettings
+    from .original import ORIGINAL_FRAMES, OriginalPipelineSSL
+
+    features = FeatureSettings(clip_seconds=ORIGINAL_FRAMES / 100)
+    return OriginalPipelineSSL(build_encoder(preset, features=features), MaskSettings())
+
+
+def _original_flops(model: nn.Module) -> int:
+    from .original import OriginalPipelineSSL
+
+    if not isinstance(model, OriginalPipelineSSL):
+        raise TypeError(f"the original pipeline's FLOP count needs an OriginalPipelineSSL, not {type(model).__name__}")
+    return model.forward_flops()
+
+
+def _build_reconstruct(preset: str) -> nn.Module:
+    from ..data.features import FeatureSettings
+    from ..model.encoder import build_encoder
+    from ..model.masking import MaskSettings
+    from ..model.ssl import ASTSSL
+
+    return ASTSSL(build_encoder(preset, features=FeatureSettings()), MaskSettings())
+
+
+def _reconstruct_flops(model: nn.Module) -> int:
+    from ..model.flops import reconstruct_forward_flops
+
+    return reconstruct_forward_flops(model)
+
+
+PIPELINES: tuple[Pipeline, ...] = (
+    Pipeline("original", "original pipeline", _build_original, "audio", _original_flops, fused_adamw=False, slow=True),
+    Pipeline("reconstruct", "reconstruct (cached features)", _build_reconstruct, "cache", _reconstruct_flops),
+)
+BASELINE = "original"  # speedups are relative to this pipeline
+
+
+def pipeline(name: str) -> Pipeline:
+    for p in PIPELINES:
+        if p.name == name:
+            return p
+    raise ConfigError(f"unknown speed pipeline {name!r}: use one of {', '.join(p.name for p in PIPELINES)}")
