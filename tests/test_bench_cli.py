@@ -40,6 +40,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(tmp_path, data):
     assert "pretrainings: 4 distinct" in result.output
     assert "4 pretrainings x 3 epochs x 12 clips = 144 clip-passes" in result.output
     assert "embedding caches: 8 encoders" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("done: plan only, nothing written; next: ")
     assert not (tmp_path / "out").exists()
 
 
@@ -53,6 +54,7 @@ def test_user_mistakes_exit_1_with_one_line(tmp_path, data):
     ):
         result = invoke("benchmarks", *args)
         assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit), result.exception  # no traceback leaks out
         assert len(result.output.strip().splitlines()) == 1 and result.output.startswith("error: ")
 
 
@@ -62,16 +64,29 @@ def test_run_status_merge_and_failed_exit_code(tmp_path, data, monkeypatch):
     bad = select_shard(cells, (0, 2))[0]
     monkeypatch.setattr(sweep, "run_cell", FakeRunner(fail=[bad.cell_id]))
     result = invoke("benchmarks", "run", spec_file, "--shard", "0/2")
+    shard0 = tmp_path / "out" / "results.shard-0-of-2.sqlite"
     assert result.exit_code == 1 and "1 failed" in result.output
+    assert last_line(result) == f"done: {shard0} (1 cells failed); next: mosquito-ssl benchmarks status {shard0}"
     monkeypatch.setattr(sweep, "run_cell", FakeRunner())
-    assert invoke("benchmarks", "run", spec_file, "--shard", "1/2").exit_code == 0
+    result = invoke("benchmarks", "run", spec_file, "--shard", "1/2")
+    assert result.exit_code == 0
+    whole = tmp_path / "out" / "results.sqlite"
+    assert last_line(result).endswith(
+        f"mosquito-ssl benchmarks merge {whole} {whole.parent}/results.shard-*-of-2.sqlite"
+    )
     shards = sorted((tmp_path / "out").glob("results.shard-*-of-2.sqlite"))
     assert len(shards) == 2
     merged = tmp_path / "merged.sqlite"
     result = invoke("benchmarks", "merge", merged, *shards)
     assert result.exit_code == 0 and f"{len(cells)} cells, {len(cells) - 1} done, 1 failed" in result.output
+    assert last_line(result) == f"done: {merged}; next: mosquito-ssl reports build {merged}"
     status = invoke("benchmarks", "status", merged, "--spec", spec_file)
     assert status.exit_code == 0
     assert f"failed {bad.cell_id}: RuntimeError: CUDA out of memory" in status.output
     assert "pending (expected by the sweep, not recorded yet): 0" in status.output
     assert f"{len(cells)} cells, 1 pending" in status.output
+    assert last_line(status).startswith(f"done: {merged}; next: mosquito-ssl benchmarks run {spec_file} again")
+
+
+def last_line(result) -> str:
+    return result.output.strip().splitlines()[-1]

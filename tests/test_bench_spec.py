@@ -65,7 +65,7 @@ def test_grid_counts_baseline_and_combination_rule(tmp_path, data):
     assert all(c.mask_strength is None and c.loss_on is None for c in cells if c.encoder != "ssl")
     assert len({c.cell_id for c in cells}) == len(cells)
     # one pretraining per (pretraining settings, seed)
-    assert len({c.group for c in by["ssl"]}) == 4
+    assert len({c.encoder_key for c in by["ssl"]}) == 4
 
 
 def test_random_baseline_always_included(tmp_path, data):
@@ -111,8 +111,9 @@ def test_overrides_change_the_grid(tmp_path, data):
         ("probe.colour=1", "probe.colour is not a setting"),
         ("pretrain.seed=3", "use grid.seed"),
         ("probe.freeze=full", "use grid.freeze"),
-        ("grid.freeze=['frozen', 'partial:x']", "'partial:x' is not a freeze setting"),
-        ("grid.freeze=['partial:0']", "partial:K"),
+        ("grid.freeze=['frozen', 'partial:x']", "grid.freeze 'partial:x' is not valid"),
+        ("grid.freeze=['partial:4']", "use partial:0 .. partial:3"),  # the tiny preset has 3 blocks
+        ("grid.freeze=[1]", "grid.freeze 1 is not valid"),
         ("grid.probe=['svm']", "'svm' is not a probe"),
         ("grid.masking=[1]", "grid.masking is not a grid axis"),
         ("grid.seed=[]", "grid.seed is empty"),
@@ -128,13 +129,20 @@ def test_validation_names_the_key_and_the_fix(tmp_path, data, override, needle):
     assert needle in str(err.value)
 
 
+def test_freeze_values_follow_the_one_freeze_vocabulary(tmp_path, data):
+    """A sweep accepts what probe and pretraining accept (partial:0, none) and stores it canonically."""
+    spec = SweepSpec.load(write_spec(tmp_path, data), ["grid.freeze=['frozen', 'partial:0', 'none', 'full']"])
+    assert spec.grid["freeze"] == ("frozen", "partial:0", "full")  # none is full: one cell, not two
+    assert {c.freeze for c in spec.cells()} == {"frozen", "partial:0", "full"}
+
+
 def test_partial_freeze_needs_finetune(tmp_path, data):
     with pytest.raises(ConfigError, match="pairs only with probe 'finetune'"):
         SweepSpec.load(write_spec(tmp_path, data), ["grid.probe=['linear']"])
 
 
 def test_bad_set_syntax_and_unknown_table(tmp_path, data):
-    with pytest.raises(ConfigError, match="table.key=value"):
+    with pytest.raises(ConfigError, match=r"table\.key=value"):
         SweepSpec.load(write_spec(tmp_path, data), ["epochs=3"])
     bad = write_spec(tmp_path, data, SPEC + "\n[trainer]\nx = 1\n", name="bad.toml")
     with pytest.raises(ConfigError, match="unknown table"):

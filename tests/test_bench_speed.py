@@ -117,7 +117,9 @@ def test_analytic_flops_match_flop_counter(frames):
     ):
         counted = flops.measured_flops(lambda: model(input_values=x))  # noqa: B023
         assert counted == pytest.approx(2 * analytic, rel=0.03), type(model).__name__
-    assert flops.counted_forward_flops(reconstruct) == pytest.approx(flops.reconstruct_forward_flops(reconstruct), rel=0.03)
+    assert flops.counted_forward_flops(reconstruct) == pytest.approx(
+        flops.reconstruct_forward_flops(reconstruct), rel=0.03
+    )
     with torch.no_grad():
         counted = flops.measured_flops(lambda: encoder(x))
     assert counted == pytest.approx(2 * flops.encoder_flops(flops.ast_shape(encoder.config)), rel=0.03)

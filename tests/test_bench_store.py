@@ -79,6 +79,7 @@ def _writer(path: str, worker: int, n_cells: int) -> None:
         store.commit_cell(cell(f"w{worker}-{i}", seed=worker), rows(4))
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_no_rows(tmp_path):
     path = str(tmp_path / "r.sqlite")
     ctx = mp.get_context("spawn")
@@ -114,7 +115,7 @@ def test_merge_is_idempotent_and_done_beats_failed(tmp_path):
 def test_not_a_store_is_a_store_error(tmp_path):
     junk = tmp_path / "junk.sqlite"
     junk.write_text("hello")
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match="is not a usable results store"):
         ResultsStore(junk, create=False)
     with pytest.raises(StoreError, match="does not exist"):
         merge_stores(tmp_path / "out.sqlite", [tmp_path / "missing.sqlite"])

@@ -52,6 +52,7 @@ class FakeRunner:
         )
 
 
+@pytest.mark.slow
 def test_real_sweep_shares_pretraining_and_skips_done_cells(tmp_path, tiny_data, monkeypatch):
     spec = SweepSpec.load(write_spec(tmp_path, tiny_data), SMALL)
     summary = sweep.run_sweep(spec, echo=lambda s: None)
@@ -123,8 +124,10 @@ def test_shards_partition_cells_by_pretraining(tmp_path, tiny_data):
         assert [{c.cell_id for c in s} for s in shards] == [
             {c.cell_id for c in select_shard(shuffled, (i, n))} for i in range(n)
         ]
-        owner = {c.group: i for i, s in enumerate(shards) for c in s}
-        assert all(owner[c.group] == i for i, s in enumerate(shards) for c in s)  # groups not split
+        owner = {c.encoder_key: i for i, s in enumerate(shards) for c in s}
+        assert all(
+            owner[c.encoder_key] == i for i, s in enumerate(shards) for c in s
+        )  # an encoder is never split over shards
     assert all(len(select_shard(cells, (i, 3))) > 0 for i in range(3))
     assert shard_store_path(spec, (1, 4)).name == "results.shard-1-of-4.sqlite"
     assert parse_shard("2/4") == (2, 4)

@@ -193,10 +193,10 @@ def test_broken_checkpoints_raise_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="nowhere"):
         load_encoder(tmp_path / "nowhere")
     build_encoder("tiny", ONE_S).config.to_json_file(tmp_path / "config.json")
-    with pytest.raises(CheckpointError, match="model.safetensors"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors"):
         load_encoder(tmp_path)
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="bad.pth"):
+    with pytest.raises(CheckpointError, match=r"bad\.pth"):
         load_encoder(tmp_path / "bad.pth")
 
 
@@ -209,7 +209,7 @@ def test_hidden_size_mismatch_is_reported(tmp_path):
     ssl = ASTSSL(build_encoder("tiny", ONE_S))
     torch.save(ssl.state_dict(), tmp_path / "model.pth")
     (tmp_path / "config.json").write_text((tmp_path / "hf" / "config.json").read_text())
-    with pytest.raises(CheckpointError, match="delete that config.json"):
+    with pytest.raises(CheckpointError, match=r"delete that config\.json"):
         load_encoder(tmp_path / "model.pth")
 
 

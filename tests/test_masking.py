@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 
 import pytest
@@ -65,7 +66,7 @@ def test_fraction_grows_with_strength_and_matches_expectation(kind):
         tol = 5 * per_example.std().item() / math.sqrt(BATCH) + 1e-3
         assert abs(per_example.mean().item() - expected) < tol, (strength, expected)
         fractions.append(per_example.mean().item())
-    assert all(a < b for a, b in zip(fractions, fractions[1:])), fractions
+    assert all(a < b for a, b in itertools.pairwise(fractions)), fractions
 
 
 @pytest.mark.parametrize("strength", [0.3, 1.0, 1.5])

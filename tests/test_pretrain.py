@@ -1,4 +1,4 @@
-"""Pretraining: end-to-end tiny run, artifacts, skip-when-done, resume rules, freezing, init-from."""
+"""Pretraining: end-to-end tiny run, artifacts, skip-when-done, resume rules, freezing, init-from, epoch lines."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from mosquito_ssl import runs
 from mosquito_ssl.errors import ConfigError
+from mosquito_ssl.model.layout import blocks
 from mosquito_ssl.pretrain import train as train_mod
 from mosquito_ssl.pretrain.train import PretrainConfig, pretrain
 
@@ -51,6 +52,7 @@ def tiny_cfg(data, out, **kw):
     return PretrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_tiny_run_writes_final_loadable_with_plain_transformers(tiny_run):
     from transformers import ASTFeatureExtractor, ASTModel
 
@@ -84,6 +86,7 @@ def test_tiny_run_writes_final_loadable_with_plain_transformers(tiny_run):
     assert any(k.startswith("encoder.") for k in state) and any(k.startswith("decoder") for k in state)
 
 
+@pytest.mark.slow
 def test_done_run_is_skipped_unless_forced(synth, tiny_run, tmp_path, monkeypatch):
     run_dir = shutil.copytree(tiny_run[0], tmp_path / tiny_run[0].name)
     cfg = tiny_cfg(synth, tmp_path)
@@ -97,6 +100,7 @@ def test_done_run_is_skipped_unless_forced(synth, tiny_run, tmp_path, monkeypatc
         pretrain(tiny_cfg(synth, tmp_path, force=True))
 
 
+@pytest.mark.slow
 def test_unfinished_run_needs_resume_or_force(synth, tiny_run, tmp_path):
     run_dir = shutil.copytree(tiny_run[0], tmp_path / tiny_run[0].name)
     runs.clear_done(run_dir)  # as if killed after the last checkpoint
@@ -106,9 +110,12 @@ def test_unfinished_run_needs_resume_or_force(synth, tiny_run, tmp_path):
     assert runs.is_done(run_dir)
 
 
-def test_freeze_layers_and_init_from(synth, tiny_run, tmp_path):
+@pytest.mark.slow
+@pytest.mark.parametrize("freeze", [{"freeze": "partial:2"}, {"freeze_layers": 2}])
+def test_freeze_and_init_from(synth, tiny_run, tmp_path, freeze):
     first = tiny_run[0]
-    cfg = tiny_cfg(synth, tmp_path, run_name="b", epochs=1, freeze_layers=2, init_from=first / "final" / "model.pth")
+    cfg = tiny_cfg(synth, tmp_path, run_name="b", epochs=1, init_from=first / "final" / "model.pth", **freeze)
+    assert cfg.freeze == "partial:2" and cfg.freeze_layers is None
     cache, _, _ = train_mod.load_pretrain_data(cfg)
     model = train_mod.build_model(cfg, cache.settings)
     saved = torch.load(first / "final" / "model.pth", weights_only=True)
@@ -116,8 +123,8 @@ def test_freeze_layers_and_init_from(synth, tiny_run, tmp_path):
         assert torch.equal(value, saved[key]), key
     enc = model.encoder
     assert not any(p.requires_grad for p in enc.embeddings.parameters())
-    assert not any(p.requires_grad for p in enc.layers[1].parameters())
-    assert all(p.requires_grad for p in enc.layers[2].parameters())
+    assert not any(p.requires_grad for p in blocks(enc)[1].parameters())
+    assert all(p.requires_grad for p in blocks(enc)[2].parameters())
     assert all(p.requires_grad for p in model.decoder.parameters())
 
 
@@ -137,6 +144,66 @@ def test_config_validation():
         PretrainConfig(data="x", precision="fp8")
 
 
+@pytest.mark.parametrize(
+    ("given", "match"),
+    [
+        ({"freeze": "thaw"}, "--freeze 'thaw'"),
+        ({"freeze": "partial:4", "preset": "tiny"}, "encoder has 3"),  # tiny has 3 blocks
+        ({"freeze_layers": -1}, "--freeze-layers -1"),
+        ({"freeze_layers": 1, "freeze": "frozen"}, "give only --freeze"),
+    ],
+)
+def test_freeze_is_checked_by_the_one_vocabulary(given, match):
+    with pytest.raises(ConfigError, match=match):
+        PretrainConfig(data="x", **given)
+
+
+def test_freeze_spellings_are_canonical():
+    assert PretrainConfig(data="x", freeze="none").freeze == "full"
+    assert PretrainConfig(data="x", freeze="Partial:1").freeze == "partial:1"
+    assert PretrainConfig(data="x", preset="tiny", freeze="partial:3").freeze == "partial:3"  # every block
+
+
+def test_run_directory_names_survive_the_freeze_rename():
+    # Names made before --freeze existed (hash of freeze_layers = K) stay the same, so a sweep
+    # resumes its old pretraining runs instead of training them again.
+    assert PretrainConfig(data="x").run_dir().name == "pretrain-base-f4eb139b"
+    assert PretrainConfig(data="x", freeze="partial:2").run_dir().name == "pretrain-base-fd3e93d2"
+    names = {PretrainConfig(data="x", freeze=f).run_dir().name for f in ("full", "frozen", "partial:0", "partial:1")}
+    assert len(names) == 4
+
+
+def test_epoch_lines_report_train_loss_eval_and_best(caplog):
+    from types import SimpleNamespace
+
+    from transformers import TrainerControl
+
+    from mosquito_ssl.pretrain.progress import EpochReport
+
+    report, control = EpochReport(), TrainerControl()
+    state = SimpleNamespace(
+        global_step=0, best_metric=None, is_world_process_zero=True, epoch=0.0, num_train_epochs=2, max_steps=6
+    )
+    report.on_train_begin(None, state, control)
+    assert report.bar is not None and report.bar.disable  # stderr is not a terminal under pytest
+    # (step, logged loss, eval_mse at the end of the epoch); a loss log covers the steps since the last
+    logs = ((1, 2.0, None), (2, 4.0, 0.5), (4, 1.0, None), (5, 4.0, 0.7))
+    with caplog.at_level("INFO", logger="mosquito_ssl.pretrain.progress"):
+        for step, loss, eval_mse in logs:
+            state.global_step, state.epoch = step, round(step / 2.5)
+            report.on_log(None, state, control, logs={"loss": loss})
+            if eval_mse is not None:
+                assert report.on_epoch_end(None, state, control).should_log
+                report.on_evaluate(None, state, control, metrics={"eval_mse": eval_mse})
+    report.on_train_end(None, state, control)
+    assert caplog.messages == [
+        "epoch 1/2: train loss 3, eval_mse 0.5 (best 0.5)",  # (2 + 4) / 2 steps
+        "epoch 2/2: train loss 2, eval_mse 0.7 (best 0.5)",  # (1 * 2 + 4 * 1) / 3 steps
+    ]
+    assert report.bar is None
+
+
+@pytest.mark.slow
 def test_validation_mse_is_deterministic(synth, tmp_path):
     # the same weights evaluated twice give the same numbers (fixed validation masks)
     cfg = tiny_cfg(synth, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -105,6 +106,13 @@ def test_kill_before_any_checkpoint_starts_fresh(synth, tmp_path):
     assert runs.is_done(run_dir)
 
 
+def _free_port() -> int:
+    """A port nothing listens on now (the OS picks it), so parallel runs do not collide."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def test_two_process_gloo_launch(synth, tmp_path):
     torchrun = shutil.which("torchrun")
     if torchrun is None:
@@ -114,13 +122,14 @@ def test_two_process_gloo_launch(synth, tmp_path):
         "--nproc_per_node",
         "2",
         "--master_port",
-        "29517",
+        str(_free_port()),
         "-m",
         "mosquito_ssl",
         *_cmd(synth, tmp_path, 2)[3:],
     ]
     done = subprocess.run(cmd, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("done: ") == 1  # one closing line per launch, not per process
     run_dir = tmp_path / "r"
     assert runs.is_done(run_dir)
     assert (run_dir / "final" / "model.safetensors").is_file()

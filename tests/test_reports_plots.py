@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +44,24 @@ def test_all_output_files(report):
         for ext in ("md", "tex", "csv"):
             assert (out / "tables" / f"{metric}.{ext}").stat().st_size > 0
     assert (out / "report.md").exists() and (out / "report.html").exists()
+
+
+def test_every_file_is_written_atomically(tmp_path, monkeypatch):
+    """Each report file is renamed into place (runs.write_*_atomic): a killed build leaves no half file."""
+    store = make_store(tmp_path, artifacts=False)
+    renamed = set()
+    replace = os.replace
+
+    def spy(src, dst):
+        renamed.add(Path(dst))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    out = tmp_path / "report"
+    build_report(ReportConfig(store=store, out=out))
+    written = {p for p in out.rglob("*") if p.is_file()}
+    assert {p.suffix for p in written} >= {".csv", ".png", ".pdf", ".md", ".tex", ".html"}
+    assert written == renamed
 
 
 def test_html_is_self_contained(report):

@@ -78,13 +78,14 @@ def test_stats_table_on_store_matches_scipy(store):
     assert len(result) == 12  # 4 settings x 3 freeze, each against no pretraining
     res = read_results(store)
     res = res[(res["split"] == "test") & (res["metric"] == "balanced_accuracy") & res["layer"].isna()]
-    pick = lambda enc, ms, fr: res[
-        (res["encoder"] == enc)
-        & (res["freeze"] == fr)
-        & (
-            res["mask_strength"].isna() if ms is None else res["mask_strength"] == ms
-        )
-    ].set_index("seed")["value"]
+
+    def pick(enc, ms, fr):
+        return res[
+            (res["encoder"] == enc)
+            & (res["freeze"] == fr)
+            & (res["mask_strength"].isna() if ms is None else res["mask_strength"] == ms)
+        ].set_index("seed")["value"]
+
     for ms, freeze, n in ((2.0, "full", 3), (0.5, "frozen", 2)):  # (0.5, frozen) lost seed 0
         new, ref = pick("ssl", ms, freeze), pick("random", None, freeze)
         pairs = pd.concat([new, ref], axis=1, join="inner").to_numpy()

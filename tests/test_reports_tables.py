@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pandas as pd
@@ -12,6 +14,7 @@ from scipy import stats
 from mosquito_ssl.errors import ConfigError
 from mosquito_ssl.reports import tables
 from mosquito_ssl.reports.build import ReportConfig, analyse, build_report, prepare
+from mosquito_ssl.reports.load import load_store
 from reports_fixtures import make_store, read_results
 
 
@@ -137,3 +140,23 @@ def test_bad_options_name_the_fix(tmp_path, kwargs, words):
     for word in words:
         assert word in str(err.value)
     assert not (tmp_path / "r").exists()  # checked before any file is written
+
+
+def test_no_nan_or_none_where_a_user_reads(tmp_path):
+    """Baselines have NULL mask columns: tables and the failed-cells list show MISSING, not nan/None."""
+    store = make_store(tmp_path, layerwise=False, artifacts=False)
+    with closing(sqlite3.connect(store)) as con:  # a failed baseline cell, whose mask_strength is NULL
+        cell_id = con.execute("SELECT cell_id FROM cells WHERE encoder = 'random' LIMIT 1").fetchone()[0]
+        con.execute("UPDATE cells SET status = 'failed', error = 'boom' WHERE cell_id = ?", (cell_id,))
+        con.execute("DELETE FROM results WHERE cell_id = ?", (cell_id,))
+        con.commit()
+    out = tmp_path / "report"
+    build_report(ReportConfig(store=store, out=out))
+    md = (out / "report.md").read_text()
+    failed_row = next(line for line in md.splitlines() if line.startswith(f"| {cell_id} |"))
+    assert f"| random | {tables.MISSING} |" in failed_row
+    for path in [out / "report.md", *sorted((out / "tables").glob("*.md"))]:
+        assert not re.search(r"\b(nan|NaN|None)\b", path.read_text()), path
+    summary = tables.summary(load_store(store).results)  # the table `mosquito-ssl demo` prints
+    assert {"no pretraining", "hand-crafted features"} <= set(summary.index)
+    assert all(re.fullmatch(r"\d\.\d{3}|" + tables.MISSING, v) for v in summary.to_numpy().ravel())

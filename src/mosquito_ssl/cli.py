@@ -2,7 +2,7 @@
 
     mosquito-ssl --help
     mosquito-ssl data synth data/synth
-    mosquito-ssl pretrain data/synth --preset tiny --epochs 5
+    mosquito-ssl -v pretrain data/synth --preset tiny --epochs 5    # -v: DEBUG logging
 
 User mistakes (``MosquitoSSLError``) print one line and exit 1; ``MOSQUITO_SSL_DEBUG=1``
 shows the traceback. Logging is configured here and nowhere else. Stage CLIs import torch
@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -25,20 +25,23 @@ from .errors import MosquitoSSLError
 class _Group(TyperGroup):
     """Root command group: a ``MosquitoSSLError`` anywhere below becomes one line and exit 1."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx) -> Any:  # ctx: the click Context of typer's own click copy
         try:
             return super().invoke(ctx)
         except MosquitoSSLError as exc:
             if os.environ.get("MOSQUITO_SSL_DEBUG"):
                 raise
-            click.echo(f"error: {exc}", err=True)
-            raise click.exceptions.Exit(1) from None
+            # typer's Exit, not click's: typer (0.29 here) runs its own copy of click, which would let
+            # a click.exceptions.Exit through as a traceback
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
 
 
 app = typer.Typer(
     name="mosquito-ssl",
     cls=_Group,
     help="Self-supervised AST pretraining and evaluation on mosquito flight sounds.",
+    epilog="Example: mosquito-ssl demo --out demo_out\n\nExample: mosquito-ssl -v pretrain data/synth --preset tiny",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -48,17 +51,19 @@ app = typer.Typer(
 def _register() -> None:
     from .benchmarks.cli import app as benchmarks_app
     from .data.cli import app as data_app
+    from .demo import EPILOG as DEMO_EPILOG
     from .demo import demo
+    from .pretrain.cli import EPILOG as PRETRAIN_EPILOG
     from .pretrain.cli import pretrain
     from .probe.cli import app as probe_app
     from .reports.cli import app as reports_app
 
     app.add_typer(data_app, name="data")
-    app.command("pretrain")(pretrain)
+    app.command("pretrain", epilog=PRETRAIN_EPILOG)(pretrain)
     app.add_typer(probe_app, name="probe")
     app.add_typer(benchmarks_app, name="benchmarks")
     app.add_typer(reports_app, name="reports")
-    app.command("demo")(demo)
+    app.command("demo", epilog=DEMO_EPILOG)(demo)
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -66,7 +71,7 @@ class _StderrHandler(logging.StreamHandler):
     may be closed by the time a later message arrives."""
 
     @property
-    def stream(self):  # type: ignore[override]
+    def stream(self):
         return sys.stderr
 
     @stream.setter
@@ -88,7 +93,12 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 @app.callback()
-def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _root(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logging (also the Trainer's raw log dictionaries).")
+    ] = False,
+) -> None:
+    """Self-supervised AST pretraining and evaluation on mosquito flight sounds."""
     setup_logging(verbose)
 
 

@@ -1,5 +1,8 @@
 """``mosquito-ssl benchmarks``: run a sweep from a TOML spec, merge shard stores, show status.
 
+Each command parses its options, calls one library function and ends with one
+``done: ...; next: ...`` line.
+
 mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
 mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4
 mosquito-ssl benchmarks merge runs/sweep/results.sqlite runs/sweep/results.shard-*-of-4.sqlite
@@ -9,15 +12,28 @@ mosquito-ssl benchmarks status runs/sweep/results.sqlite
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from ..options import ForceOpt, OutOpt
+
+if TYPE_CHECKING:
+    from .store import ResultsStore
 from ..speed.cli import EPILOG as SPEED_EPILOG
 from ..speed.cli import speed
 
-app = typer.Typer(help="Sweeps over masking and freezing settings, with a SQLite results store.", no_args_is_help=True)
+app = typer.Typer(
+    help="Sweeps over masking and freezing settings, with a SQLite results store.",
+    epilog="Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run",
+    no_args_is_help=True,
+)
+RUN_EPILOG = (
+    "Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run\n\n"
+    "Example: mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4"
+)
+MERGE_EPILOG = "Example: mosquito-ssl benchmarks merge runs/sweep/all.sqlite runs/sweep/results.shard-*-of-4.sqlite"
+STATUS_EPILOG = "Example: mosquito-ssl benchmarks status runs/sweep/results.sqlite --spec configs/mask_strength.toml"
 
 SetOpt = Annotated[
     Optional[list[str]],
@@ -30,7 +46,7 @@ SetOpt = Annotated[
 ]
 
 
-@app.command("run")
+@app.command("run", epilog=RUN_EPILOG)
 def run(
     spec: Annotated[Path, typer.Argument(help="Sweep specification (TOML), e.g. configs/mask_strength.toml.")],
     set_: SetOpt = None,
@@ -46,7 +62,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a sweep (skips done cells). Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run"""
+    """Run a sweep (cells already done are skipped)."""
     from .plan import parse_shard
     from .spec import SweepSpec
     from .sweep import run_sweep
@@ -55,33 +71,49 @@ def run(
     if out is not None:
         overrides.append(f"sweep.out={_toml_str(out)}")
     parsed_shard = parse_shard(shard)
-    summary = run_sweep(
-        SweepSpec.load(spec, overrides), shard=parsed_shard, force=force, dry_run=dry_run, echo=typer.echo
-    )
+    loaded = SweepSpec.load(spec, overrides)
+    summary = run_sweep(loaded, shard=parsed_shard, force=force, dry_run=dry_run, echo=typer.echo)
     typer.echo(summary.format())
+    typer.echo(_run_done_line(loaded, summary, parsed_shard))
     if summary.failed:
         raise typer.Exit(1)
+
+
+def _run_done_line(spec, summary, shard: tuple[int, int]) -> str:
+    """Where the results are and the command to run next (plan, retry, merge or report)."""
+    store = summary.store
+    if summary.dry_run:
+        return "done: plan only, nothing written; next: the same command without --dry-run"
+    if summary.failed:
+        return f"done: {store} ({summary.failed} cells failed); next: mosquito-ssl benchmarks status {store}"
+    if shard[1] > 1:
+        shards = store.with_name(f"{spec.store_path.stem}.shard-*-of-{shard[1]}{spec.store_path.suffix}")
+        return (
+            f"done: {store}; next (once every shard is done): mosquito-ssl benchmarks merge {spec.store_path} {shards}"
+        )
+    return f"done: {store}; next: mosquito-ssl reports build {store}"
 
 
 def _toml_str(path: Path) -> str:
     return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@app.command("merge")
+@app.command("merge", epilog=MERGE_EPILOG)
 def merge(
     out: Annotated[Path, typer.Argument(help="Merged store to create or update.")],
     shards: Annotated[list[Path], typer.Argument(help="Shard stores to merge into OUT.")],
 ) -> None:
-    """Merge shard stores (idempotent; done beats failed). Example: mosquito-ssl benchmarks merge all.sqlite runs/s/results.shard-*.sqlite"""
+    """Merge shard stores into one (idempotent; a done cell beats a failed one)."""
     from .store import ResultsStore, merge_stores
 
     taken = merge_stores(out, list(shards))
     for shard, count in taken.items():
         typer.echo(f"{shard}: {count} cells taken")
     typer.echo(_status_line(ResultsStore(out, create=False)))
+    typer.echo(f"done: {out}; next: mosquito-ssl reports build {out}")
 
 
-def _status_line(store) -> str:
+def _status_line(store: ResultsStore) -> str:
     status = store.cell_status()
     done = sum(s == "done" for s, _ in status.values())
     return (
@@ -89,30 +121,37 @@ def _status_line(store) -> str:
     )
 
 
-@app.command("status")
+@app.command("status", epilog=STATUS_EPILOG)
 def status(
     store: Annotated[Path, typer.Argument(help="A results store, e.g. runs/demo/results.sqlite.")],
     spec: Annotated[Optional[Path], typer.Option("--spec", help="Sweep spec: also count pending cells.")] = None,
     set_: SetOpt = None,
 ) -> None:
-    """Count done / failed (with errors) / pending cells. Example: mosquito-ssl benchmarks status runs/demo/results.sqlite"""
+    """Count done, failed (with their errors) and pending cells of a store."""
     from .store import ResultsStore
 
     results = ResultsStore(store, create=False)
     typer.echo(_status_line(results))
     recorded = results.cell_status()
-    for cell_id, (state, error) in sorted(recorded.items()):
-        if state != "done":
-            typer.echo(f"  failed {cell_id}: {error}")
+    failed = [(cell_id, error) for cell_id, (state, error) in sorted(recorded.items()) if state != "done"]
+    for cell_id, error in failed:
+        typer.echo(f"  failed {cell_id}: {error}")
     expected = results.expected_ids()
+    pending = 0 if expected is None else len(expected - set(recorded))
     if expected is not None:
-        typer.echo(f"  pending (expected by the sweep, not recorded yet): {len(expected - set(recorded))}")
+        typer.echo(f"  pending (expected by the sweep, not recorded yet): {pending}")
     if spec is not None:
         from .spec import SweepSpec
 
         cells = SweepSpec.load(spec, list(set_ or [])).cells()
-        pending = [c for c in cells if recorded.get(c.cell_id, ("",))[0] != "done"]
-        typer.echo(f"  spec {spec}: {len(cells)} cells, {len(pending)} pending (not done)")
+        pending = sum(recorded.get(c.cell_id, ("",))[0] != "done" for c in cells)
+        typer.echo(f"  spec {spec}: {len(cells)} cells, {pending} pending (not done)")
+    if failed or pending:
+        rerun = f"mosquito-ssl benchmarks run {spec}" if spec is not None else "the sweep's `benchmarks run` command"
+        step = f"{rerun} again (it runs the failed and pending cells)"
+    else:
+        step = f"mosquito-ssl reports build {store}"
+    typer.echo(f"done: {store}; next: {step}")
 
 
 app.command("speed", epilog=SPEED_EPILOG)(speed)

@@ -2,7 +2,7 @@
 
     mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
 
-Owns the shard partition (whole pretraining groups per shard, so no pretraining is done twice)
+Owns the shard partition (all cells of one encoder in one shard, so no pretraining is done twice)
 and the counts: cells (done / to run), pretrainings = distinct (pretraining settings, seed),
 embedding caches shared by the frozen probes, and pretraining epochs x clips.
 """
@@ -37,20 +37,20 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return i, n
 
 
-def shard_of_groups(cells: list[Cell], n: int) -> dict[str, int]:
-    """Deterministic group -> shard map: heaviest groups first, each to the least loaded shard."""
+def shard_of_encoders(cells: list[Cell], n: int) -> dict[str, int]:
+    """Deterministic encoder_key -> shard map: heaviest first, each to the least loaded shard."""
     weight: Counter[str] = Counter()
     for cell in cells:
-        weight[cell.group] += 1
-    for group in weight:
-        if group.startswith("pretrain-"):
-            weight[group] += PRETRAIN_WEIGHT
+        weight[cell.encoder_key] += 1
+    for key in weight:
+        if key.startswith("pretrain-"):
+            weight[key] += PRETRAIN_WEIGHT
     load = [0] * n
     owner: dict[str, int] = {}
-    for group in sorted(weight, key=lambda g: (-weight[g], g)):
+    for key in sorted(weight, key=lambda k: (-weight[k], k)):
         shard = min(range(n), key=lambda s: (load[s], s))
-        owner[group] = shard
-        load[shard] += weight[group]
+        owner[key] = shard
+        load[shard] += weight[key]
     return owner
 
 
@@ -58,8 +58,8 @@ def select_shard(cells: list[Cell], shard: tuple[int, int]) -> list[Cell]:
     i, n = shard
     if n == 1:
         return list(cells)
-    owner = shard_of_groups(cells, n)
-    return [c for c in cells if owner[c.group] == i]
+    owner = shard_of_encoders(cells, n)
+    return [c for c in cells if owner[c.encoder_key] == i]
 
 
 def shard_store_path(spec: SweepSpec, shard: tuple[int, int]) -> Path:
@@ -87,12 +87,12 @@ class Plan:
         return [c for c in self.cells if c.cell_id not in self.done]
 
     def pretrainings(self, cells: list[Cell] | None = None) -> set[str]:
-        return {c.group for c in (self.cells if cells is None else cells) if c.encoder == "ssl"}
+        return {c.encoder_key for c in (self.cells if cells is None else cells) if c.encoder == "ssl"}
 
     def embedding_caches(self) -> tuple[int, int]:
         """(distinct encoders embedded, frozen probes reading them)."""
         frozen = [c for c in self.cells if c.probe != "finetune"]
-        return len({c.group for c in frozen}), len(frozen)
+        return len({c.encoder_key for c in frozen}), len(frozen)
 
     def format(self) -> str:
         by_encoder = Counter(c.encoder for c in self.cells)

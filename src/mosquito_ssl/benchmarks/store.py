@@ -3,11 +3,12 @@
     mosquito-ssl benchmarks status runs/demo/results.sqlite
     mosquito-ssl benchmarks merge runs/all.sqlite runs/demo/results.shard-*-of-4.sqlite
 
-Owns the schema of DEVELOPERS.md ("results store"), the one-transaction commit of a finished
-cell (stale rows deleted, new rows inserted, ``cells`` row upserted with status ``done``),
-failure records, and merging shard stores. Writers from several processes are safe: WAL,
-``busy_timeout`` and a retry with backoff on "database is locked". Readers use
-``pandas.read_sql("SELECT * FROM results", sqlite3.connect(path))``.
+Owns the writes and the sweep's own bookkeeping reads: the one-transaction commit of a
+finished cell (stale rows deleted, new rows inserted, ``cells`` row upserted with status
+``done``), failure records, expected cells and merging shard stores. The schema and its
+migration are ``schema.py``'s. Writers from several processes are safe: WAL, ``busy_timeout``
+and a retry with backoff on "database is locked". Reports (and the demo's summary) read a
+store through ``reports/load.py`` only.
 """
 
 from __future__ import annotations
@@ -23,79 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from .schema import CELL_COLUMNS, RESULT_COLUMNS, SCHEMA, SCHEMA_VERSION, TAKE_SQL, migrate, table_columns
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "2"  # 2: the method column (stores of version 1 are migrated on open)
-CELL_COLUMNS = (
-    "cell_id",
-    "sweep",
-    "encoder",
-    "method",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "seed",
-    "status",
-    "error",
-    "run_dir",
-    "pretrain_dir",
-    "package_version",
-    "git_commit",
-    "torch_version",
-    "transformers_version",
-    "device",
-    "wall_time_s",
-    "finished_at",
-)
-RESULT_COLUMNS = (
-    "cell_id",
-    "sweep",
-    "encoder",
-    "method",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "layer",
-    "seed",
-    "split",
-    "metric",
-    "value",
-)
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, method TEXT,
-  mask_strength REAL, mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT,
-  seed INTEGER, status TEXT, error TEXT, run_dir TEXT, pretrain_dir TEXT, package_version TEXT,
-  git_commit TEXT, torch_version TEXT, transformers_version TEXT, device TEXT, wall_time_s REAL,
-  finished_at TEXT);
-CREATE TABLE IF NOT EXISTS results(cell_id TEXT, sweep TEXT, encoder TEXT, method TEXT, mask_strength REAL,
-  mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, layer INTEGER,
-  seed INTEGER, split TEXT, metric TEXT, value REAL);
-CREATE UNIQUE INDEX IF NOT EXISTS results_key
-  ON results(cell_id, probe, split, metric, COALESCE(layer, -1));
-CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
-"""
 BUSY_TIMEOUT_MS = 30_000
 RETRIES = 8
-
-
-def _columns(con: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
-
-
-def _migrate(con: sqlite3.Connection) -> None:
-    """Bring a version-1 store (no ``method`` column) to version 2: its ssl rows were ``reconstruct``."""
-    for table in ("cells", "results"):
-        if "method" not in _columns(con, table):
-            con.execute(f"ALTER TABLE {table} ADD COLUMN method TEXT")
-            con.execute(f"UPDATE {table} SET method = 'reconstruct' WHERE encoder = 'ssl'")
-    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
@@ -173,7 +107,7 @@ class ResultsStore:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     con.execute(statement)
-            _migrate(con)
+            migrate(con)
             con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
 
@@ -185,9 +119,9 @@ class ResultsStore:
                 f"{self.path} has no cells/results tables: it is not a results store "
                 "written by `mosquito-ssl benchmarks run`"
             )
-        if "method" not in _columns(con, "results"):
+        if "method" not in table_columns(con, "results"):
             with self._transaction(con):
-                _migrate(con)
+                migrate(con)
 
     # ---- writing ----------------------------------------------------------------------------
     def commit_cell(self, cell: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -284,7 +218,7 @@ class ResultsStore:
         try:
             with self._transaction(con):
                 con.execute("DROP TABLE IF EXISTS temp.take")
-                con.execute(_TAKE_SQL)
+                con.execute(TAKE_SQL)
                 cols = ", ".join(RESULT_COLUMNS)
                 con.execute("DELETE FROM main.results WHERE cell_id IN (SELECT cell_id FROM temp.take)")
                 con.execute(
@@ -301,16 +235,6 @@ class ResultsStore:
         finally:
             con.execute("DETACH DATABASE src")
         return taken
-
-
-# Cells of ``src`` that should replace (or add to) ``main``: done over failed, newer over older.
-_TAKE_SQL = """
-CREATE TEMP TABLE take AS
-SELECT s.cell_id FROM src.cells s LEFT JOIN main.cells m ON m.cell_id = s.cell_id
-WHERE m.cell_id IS NULL
-   OR (s.status = 'done' AND m.status != 'done')
-   OR (s.status = m.status AND COALESCE(s.finished_at, '') > COALESCE(m.finished_at, ''))
-"""
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Any]:

@@ -82,14 +82,14 @@ def _done_ids(path: Path) -> set[str]:
 
 def _pretrain(spec: SweepSpec, cell: Cell, force: bool, pretrained: dict[str, Any]) -> Path:
     """The cell's pretraining, run (or resumed, or skipped if DONE) once per process."""
-    if cell.group not in pretrained:
+    if cell.encoder_key not in pretrained:
         from ..pretrain.train import pretrain
 
         try:
-            pretrained[cell.group] = pretrain(spec.pretrain_config(cell, force=force))
-        except Exception as exc:  # every cell of this group fails with it; not retried here
-            pretrained[cell.group] = exc
-    result = pretrained[cell.group]
+            pretrained[cell.encoder_key] = pretrain(spec.pretrain_config(cell, force=force))
+        except Exception as exc:  # every cell of this encoder fails with it; not retried here
+            pretrained[cell.encoder_key] = exc
+    result = pretrained[cell.encoder_key]
     if isinstance(result, Exception):
         raise result
     return result
@@ -150,8 +150,8 @@ def _ordered(cells: list[Cell]) -> list[Cell]:
     """Cells of one pretraining next to each other, so its artifacts are used while warm."""
     first: dict[str, int] = {}
     for i, cell in enumerate(cells):
-        first.setdefault(cell.group, i)
-    return sorted(cells, key=lambda c: first[c.group])
+        first.setdefault(cell.encoder_key, i)
+    return sorted(cells, key=lambda c: first[c.encoder_key])
 
 
 def run_sweep(
@@ -172,7 +172,8 @@ def run_sweep(
     store.set_meta("sweep", spec.name)
     store.add_expected(c.cell_id for c in cells)
     store.set_meta("spec", json.dumps(dataclasses.asdict(spec), default=str, sort_keys=True))
-    meta, pretrained = _versions(), {}
+    meta = _versions()
+    pretrained: dict[str, Any] = {}  # encoder_key -> pretrain run dir (or the exception it raised)
     todo = plan.todo
     if not todo:
         return summary
@@ -186,7 +187,20 @@ def run_sweep(
 
 
 def _progress(total: int, initial: int):
-    """Cells done / total with an ETA; the Trainer's and embedding bars appear below it."""
+    """Cells done / total with an ETA; the pretraining and embedding bars appear below it.
+
+    Off when stderr is not a terminal (CI, ``> log 2>&1``, SLURM; tqdm ``disable=None``): a
+    log then gets the one INFO line per cell, not one line per bar update.
+    """
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc="cells", unit="cell", position=0, leave=True, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc="cells",
+        unit="cell",
+        position=0,
+        leave=True,
+        dynamic_ncols=True,
+        disable=None,
+    )

@@ -91,14 +91,13 @@ def checkpoint_features(folder: Path, features: Any) -> Any:
 def _from_pretrained(path: str | None, where: Path, **kwargs: Any) -> ASTModel:
     try:
         with hf_progress_off():
-            model, info = ASTModel.from_pretrained(
-                path, attn_implementation="sdpa", output_loading_info=True, **kwargs
-            )
+            loaded: Any = ASTModel.from_pretrained(path, attn_implementation="sdpa", output_loading_info=True, **kwargs)
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(
             f"cannot load the AST checkpoint {where} ({str(exc).splitlines()[0]}): "
             "its config.json must match its weights (same hidden size, layers)"
         ) from exc
+    model, info = loaded  # (model, loading info) with output_loading_info=True
     if info.get("missing_keys"):
         missing = sorted(info["missing_keys"])
         raise CheckpointError(
@@ -136,7 +135,8 @@ def _check_hidden_size(folder: Path, config: ASTConfig) -> None:
 
     try:
         with safe_open(str(weights), framework="pt") as fh:
-            key = next((k for k in fh.keys() if k.endswith("embeddings.cls_token")), None)
+            names = fh.keys()  # a safe_open handle is not iterable itself
+            key = next((k for k in names if k.endswith("embeddings.cls_token")), None)
             hidden = fh.get_slice(key).get_shape()[-1] if key else None
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise CheckpointError(f"{weights} is unreadable ({exc}): re-copy or re-save it") from exc

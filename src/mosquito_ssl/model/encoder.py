@@ -20,27 +20,16 @@ from typing import Any
 
 from transformers import ASTModel
 
-from .checkpoints import (
-    AST_EXTRACTOR_DEFAULT_LENGTH,
-    WEIGHT_FILES,
-    checkpoint_features,
-    encoder_fingerprint,
-    infer_config,
-    load_checkpoint,
-    locate,
-)
-from .positions import adapt_position_embeddings, fit_to_features
+from .checkpoints import checkpoint_features, encoder_fingerprint, load_checkpoint, locate
+from .positions import adapt_position_embeddings
 from .presets import PRESETS, default_features, patch_grid, preset_config, random_encoder
 
+# Names other stages import from here (the parts' own modules hold the rest).
 __all__ = [
-    "AST_EXTRACTOR_DEFAULT_LENGTH",
     "PRESETS",
-    "WEIGHT_FILES",
     "adapt_position_embeddings",
     "build_encoder",
     "encoder_fingerprint",
-    "fit_to_features",
-    "infer_config",
     "load_encoder",
     "patch_grid",
     "preset_config",

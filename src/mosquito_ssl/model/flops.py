@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
 
 from .presets import patch_grid
 
@@ -78,10 +77,10 @@ def reconstruct_decoder_flops(s: ASTShape, proj_dim: int = 64, decoder_dim: int 
     return projector + conv
 
 
-def reconstruct_forward_flops(model: nn.Module) -> int:
+def reconstruct_forward_flops(model: Any) -> int:
     """Forward FLOPs per clip of an ``ASTSSL`` (the reconstruct method)."""
     s = ast_shape(model.encoder.config)
-    return encoder_flops(s) + reconstruct_decoder_flops(s, int(model.proj_dim), int(model.decoder_dim))
+    return encoder_flops(s) + reconstruct_decoder_flops(s, model.proj_dim, model.decoder_dim)
 
 
 def _sdpa_cpu(query, key, value, *args, out_shape=None, **kwargs) -> int:
@@ -116,7 +115,7 @@ def measured_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
-def counted_forward_flops(model: nn.Module) -> int:
+def counted_forward_flops(model: Any) -> int:
     """Forward FLOPs per clip of any SSL model, counted on one zero clip of its encoder's shape."""
     cfg = model.encoder.config
     x = torch.zeros(1, cfg.max_length, cfg.num_mel_bins, device=next(model.parameters()).device)

@@ -1,9 +1,9 @@
 """Input masks for masked-reconstruction pretraining: settings, sampling, expected coverage.
 
-One knob, ``mask_strength``, scales the original pipeline's SpecAugment widths (0 = no masking at all);
-``mask_kind`` picks time+frequency bands (``specaugment``), one axis (``time``, ``freq``) or
-random time-frequency blocks (``patch``, SSAST-like). Masks are sampled for a whole batch at
-once with tensor ops, independently per example::
+One knob, ``mask_strength``, scales the original pipeline's SpecAugment widths (0 = no masking
+at all); ``mask_kind`` picks time+frequency bands (``specaugment``), one axis (``time``,
+``freq``) or random time-frequency blocks (``patch``, SSAST-like). Masks are sampled for a
+whole batch at once with tensor ops, independently per example (``mosquito-ssl pretrain``)::
 
     mask = sample_masks(batch=32, frames=100, bins=128, settings=MaskSettings(mask_strength=0.5))
 """

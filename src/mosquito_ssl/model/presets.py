@@ -49,7 +49,7 @@ def check_preset(preset: str, flag: str = "--preset") -> str:
     return preset
 
 
-def patch_grid(config: ASTConfig) -> tuple[int, int]:
+def patch_grid(config: Any) -> tuple[int, int]:
     """(frequency patches, time patches) of an AST config, as ``ASTEmbeddings.get_shape``."""
     f_dim = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
     t_dim = (config.max_length - config.patch_size) // config.time_stride + 1
@@ -60,12 +60,9 @@ def preset_config(preset: str, features: Any = None) -> ASTConfig:
     """ASTConfig for a preset whose input shape comes from the feature settings."""
     check_preset(preset)
     features = default_features(features)
-    return ASTConfig(
-        **PRESETS[preset],
-        max_length=features.max_length,
-        num_mel_bins=features.num_mel_bins,
-        attn_implementation="sdpa",
-    )
+    shape: dict[str, Any] = dict(PRESETS[preset], max_length=features.max_length, num_mel_bins=features.num_mel_bins)
+    shape["attn_implementation"] = "sdpa"  # a PretrainedConfig kwarg ASTConfig's signature omits
+    return ASTConfig(**shape)
 
 
 def random_encoder(config: ASTConfig, seed: int) -> ASTModel:

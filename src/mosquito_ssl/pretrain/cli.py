@@ -2,10 +2,14 @@
 
 mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name tiny-demo
 torchrun --nproc_per_node 2 -m mosquito_ssl pretrain data/ --preset base   # multi-GPU
+
+Registered on the root app by ``cli.py``: ``app.command("pretrain", epilog=EPILOG)(pretrain)``.
 """
 
 from __future__ import annotations
 
+import os
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -25,13 +29,19 @@ from ..options import (
 )
 
 Opt = typer.Option
+EPILOG = (
+    "Example: mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name tiny-demo\n\n"
+    "Example: mosquito-ssl pretrain data/synth --preset tiny --method mae --freeze partial:1"
+)
 
 
 def pretrain(
     data: Annotated[Path, typer.Argument(help="Audio folder, manifest CSV or HumBugDB metadata CSV.")],
     config: ConfigOpt = None,
     out: OutOpt = None,
-    run_name: Annotated[Optional[str], Opt(help="Run directory name under --out (the seed's str_id).")] = None,
+    run_name: Annotated[
+        Optional[str], Opt(help="Run directory name under --out (default: preset + settings hash).")
+    ] = None,
     layout: LayoutOpt = None,
     clip_seconds: ClipSecondsOpt = None,
     window: WindowOpt = None,
@@ -45,8 +55,11 @@ def pretrain(
     freq_width: Annotated[Optional[int], Opt(help="Max frequency-mask width in bins at strength 1.")] = None,
     time_masks: Annotated[Optional[int], Opt(help="Time masks per clip.")] = None,
     freq_masks: Annotated[Optional[int], Opt(help="Frequency masks per clip.")] = None,
-    loss_on: Annotated[Optional[str], Opt(help="MSE over 'all' cells (seed) or 'masked' only.")] = None,
-    freeze_layers: Annotated[Optional[int], Opt(help="Freeze patch embedding + first K blocks.")] = None,
+    loss_on: Annotated[Optional[str], Opt(help="MSE over 'all' cells (default) or 'masked' only.")] = None,
+    freeze: Annotated[
+        Optional[str], Opt(help="Encoder parts that train: full (default), frozen or partial:K (first K blocks fixed).")
+    ] = None,
+    freeze_layers: Annotated[Optional[int], Opt(hidden=True, help="Old spelling of --freeze partial:K.")] = None,
     method: Annotated[Optional[str], Opt(help="SSL method: reconstruct (default), mae, teacher or byol.")] = None,
     mask_ratio: Annotated[Optional[float], Opt(help="mae/teacher: fraction of patches masked (0.8).")] = None,
     views: Annotated[Optional[int], Opt(help="teacher: masked views per clip sharing one teacher pass (4).")] = None,
@@ -84,7 +97,7 @@ def pretrain(
     resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
     force: ForceOpt = False,
 ) -> None:
-    """Pretrain AST self-supervised (--method reconstruct, mae, teacher or byol). Example: mosquito-ssl pretrain data/synth --preset tiny --epochs 20"""
+    """Pretrain AST self-supervised (--method reconstruct, mae, teacher or byol)."""
     flags = dict(locals())
     flags.pop("config")
     from ..config import resolve
@@ -94,6 +107,12 @@ def pretrain(
     flags["resume"] = resume or None
     flags["force"] = force or None
     cfg = resolve(PretrainConfig, config, section="pretrain", overrides=flags)
-    typer.echo(f"pretraining -> {cfg.run_dir()}")
     run_dir = run(cfg)
-    typer.echo(f"done: {run_dir / 'final'}")
+    if int(os.environ.get("RANK", "0")) == 0:  # one line per launch, not per torchrun process
+        typer.echo(done_line(run_dir, cfg.data))
+
+
+def done_line(run_dir: Path, data: Path) -> str:
+    """Where the encoder is and the command that evaluates it."""
+    probe = f"mosquito-ssl probe linear {shlex.quote(str(data))} --encoder {shlex.quote(str(run_dir))}"
+    return f"done: {run_dir / 'final'}; next: {probe}"

@@ -1,10 +1,13 @@
-"""Final evaluation of a pretraining: validation MSE against the mean-spectrogram baseline.
+"""Final evaluation of a pretraining (``mosquito-ssl pretrain``), written to ``metrics.json``.
 
-The baseline predicts, for every validation clip, the mean training spectrogram. A model that
-learned something reconstructs clearly better than that.
+The reconstruct method is scored by its validation MSE against the mean-spectrogram baseline,
+which predicts, for every validation clip, the mean training spectrogram: a model that learned
+something reconstructs clearly better than that. Other methods report their validation loss.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -58,3 +61,22 @@ def final_val_loss(model, cache, train_idx, val_idx, batch_size: int) -> dict:
         batch = torch.from_numpy(np.array(cache.features[val_idx[start : start + batch_size]]))
         total += float(model(batch.to(device)).loss) * len(batch)
     return {"val_loss": total / max(len(val_idx), 1), "val_clips": len(val_idx), "train_clips": len(train_idx)}
+
+
+def final_metrics(method: str, model, cache, train_idx, val_idx, batch_size: int) -> dict[str, Any]:
+    """The method's final validation metrics (reconstruct: MSE and the mean baseline)."""
+    if method == "reconstruct":
+        metrics = baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size)
+    else:
+        metrics = final_val_loss(model, cache, train_idx, val_idx, batch_size)
+    return {**metrics, "method": method}
+
+
+def result_line(metrics: dict[str, Any]) -> str:
+    """One readable line of the final metrics for the log."""
+    if metrics["method"] == "reconstruct":
+        return (
+            f"validation MSE {metrics['val_mse']:.4f} vs mean-spectrogram baseline "
+            f"{metrics['val_mse_mean_baseline']:.4f}"
+        )
+    return f"{metrics['method']} validation loss {metrics['val_loss']:.4f}"

@@ -1,12 +1,13 @@
-"""Self-supervised pretraining of AST_SSL with the Hugging Face ``Trainer``.
+"""Self-supervised pretraining of AST (``--method``) with the Hugging Face ``Trainer``.
 
     mosquito-ssl pretrain data/synth --preset tiny --epochs 20 --run-name demo
 
-Owns ``PretrainConfig`` (the seed's settings as defaults) and ``pretrain(cfg) -> run_dir``:
-data -> feature cache -> 90/10 split -> Trainer (checkpoints every epoch, best by
-``eval_mse``, early stopping, TensorBoard) -> ``final/`` (HF encoder checkpoint,
-preprocessor config, the seed-style ``model.pth``) -> metrics and a DONE marker.
-A run killed at any moment continues with ``resume=True`` from its last complete checkpoint.
+Owns ``PretrainConfig`` (the original pipeline's settings as defaults) and
+``pretrain(cfg) -> run_dir``: data -> feature cache -> 90/10 split -> Trainer (checkpoints
+every epoch, best by ``eval_mse``, early stopping, TensorBoard) -> ``final/`` (HF encoder
+checkpoint, preprocessor config, the whole SSL model as ``model.pth``) -> metrics and a DONE
+marker. A run killed at any moment continues with ``resume=True`` from its last complete
+checkpoint.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import torch
 
 from .. import runs
 from ..errors import ConfigError
+from ..model.freeze import Freeze, parse_freeze
 from ..model.masking import MaskSettings
 from ..model.methods import METHOD_FIELDS, method_settings
-from .evaluate import baseline_and_final_mse, final_val_loss
+from .evaluate import final_metrics, result_line
 from .trainer import build_trainer, last_complete_checkpoint
 
 log = logging.getLogger(__name__)
-# Settings that only shape the reconstruct method (the seed's masking and loss).
+# Settings that only shape the reconstruct method (the original pipeline's masking and loss).
 RECONSTRUCT_ONLY = ("mask_strength", "mask_kind", "time_width", "freq_width", "time_masks", "freq_masks", "loss_on")
 
 
@@ -52,7 +54,7 @@ class PretrainConfig:
     freq_masks: int = 2
     loss_on: str = "all"
     # --method and its settings (model/methods.py); None = the method's own default. The
-    # reconstruct-only settings above (mask_*, *_width, *_masks, loss_on) keep the seed's defaults.
+    # reconstruct-only settings above (mask_*, *_width, *_masks, loss_on) keep the original defaults.
     method: str = "reconstruct"
     mask_ratio: float | None = None
     views: int | None = None
@@ -69,7 +71,8 @@ class PretrainConfig:
     proj_hidden: int | None = None
     mixup: float | None = None
     min_crop: float | None = None
-    freeze_layers: int = 0
+    freeze: str = "full"  # model/freeze.py: full (default), frozen or partial:K
+    freeze_layers: int | None = None  # deprecated: --freeze-layers K is --freeze partial:K
     lr: float = 1e-4
     batch_size: int = 8
     epochs: int = 150
@@ -99,10 +102,24 @@ class PretrainConfig:
             raise ConfigError(f"--precision must be auto, fp32, fp16 or bf16, not {self.precision!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"--val-fraction must be between 0 and 1, not {self.val_fraction}")
-        if self.freeze_layers < 0:
-            raise ConfigError("--freeze-layers must be >= 0")
-        self.mask  # validates the mask settings early
+        object.__setattr__(self, "freeze", str(self._parse_freeze()))
+        object.__setattr__(self, "freeze_layers", None)  # folded into freeze
+        _ = self.mask  # validates the mask settings early
         self.method_settings()  # validates --method and its settings early
+
+    def _parse_freeze(self) -> Freeze:
+        """``freeze`` validated (against the preset's depth when known), ``freeze_layers`` folded in."""
+        from ..model.presets import PRESETS
+
+        freeze = self.freeze
+        if self.freeze_layers is not None:
+            if self.freeze_layers < 0:
+                raise ConfigError(f"--freeze-layers {self.freeze_layers} is not valid: use --freeze partial:K, K >= 0")
+            if parse_freeze(freeze) != Freeze("full"):
+                raise ConfigError("--freeze-layers K is the old spelling of --freeze partial:K: give only --freeze")
+            freeze = f"partial:{self.freeze_layers}"
+        preset = PRESETS.get(self.preset) if self.pretrained is None else None
+        return parse_freeze(freeze, preset["num_hidden_layers"] if preset else None)
 
     @property
     def mask(self) -> MaskSettings:
@@ -111,8 +128,9 @@ class PretrainConfig:
 
     def science(self) -> dict:
         """Settings that change what is learned (not where it is written or how it is run)."""
-        skip = {"out", "run_name", "resume", "force", "workers", "cache_dir", "logging_steps", "compile"}
+        skip = {"out", "run_name", "resume", "force", "workers", "cache_dir", "logging_steps", "compile", "freeze"}
         science = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
+        science.update(_freeze_science(self.freeze))
         # Unset method options and the default method stay out, so run-directory hashes of
         # reconstruct runs made before --method existed do not change.
         science = {k: v for k, v in science.items() if not (k in METHOD_FIELDS and v is None)}
@@ -132,6 +150,20 @@ class PretrainConfig:
         return Path(self.out) / name
 
 
+def _freeze_science(freeze: str) -> dict:
+    """``freeze`` as it enters the run-directory hash.
+
+    Runs made with ``--freeze-layers K`` (``K = 0`` by default) hashed ``freeze_layers: K``;
+    ``full`` and ``partial:K`` (K >= 1) keep that key so their run directories keep their names.
+    """
+    parsed = parse_freeze(freeze)
+    if parsed.kind == "full":
+        return {"freeze_layers": 0}
+    if parsed.kind == "partial" and parsed.blocks > 0:
+        return {"freeze_layers": parsed.blocks}
+    return {"freeze": str(parsed)}
+
+
 def load_pretrain_data(cfg: PretrainConfig):
     """Dataset -> feature cache -> (train indices, val indices). Fails before any training."""
     from ..data.features import FeatureSettings, build_features
@@ -149,25 +181,28 @@ def load_pretrain_data(cfg: PretrainConfig):
 
 
 def build_model(cfg: PretrainConfig, features):
-    from ..model.encoder import apply_freeze, build_encoder
+    from ..model.encoder import build_encoder
+    from ..model.freeze import apply_freeze
     from ..model.methods import build_ssl_model
     from ..model.ssl import ASTSSL
 
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed)
+    model: torch.nn.Module
     if cfg.method == "reconstruct":
         model = ASTSSL(encoder, mask=cfg.mask, loss_on=cfg.loss_on)
     else:
         model = build_ssl_model(cfg.method, encoder, cfg.method_settings())
     if cfg.init_from is not None:
         load_init_weights(model, cfg.init_from)
-    if cfg.freeze_layers:
-        apply_freeze(model.encoder, f"partial:{cfg.freeze_layers}")
+    if cfg.freeze != "full":  # "full" trains everything: leave requires_grad as the method set it
+        trainable = apply_freeze(model.get_submodule("encoder"), cfg.freeze)
+        log.info("--freeze %s: %d trainable encoder parameters", cfg.freeze, trainable)
     return model
 
 
 def load_init_weights(model: torch.nn.Module, path: Path) -> None:
-    """Start from a saved AST_SSL state dict (the seed's ``resume_from_checkpoint``)."""
+    """Start from a saved SSL model state dict (the original pipeline's ``resume_from_checkpoint``)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist: pass a model.pth saved by a pretrain run")
@@ -209,41 +244,44 @@ def pretrain(cfg: PretrainConfig) -> Path:
         shutil.rmtree(run_dir)
     started = time.time()
     cache, train_idx, val_idx = load_pretrain_data(cfg)
-    log.info("run dir %s | %d train / %d val clips | config %s", run_dir, len(train_idx), len(val_idx), cfg.science())
+    log.info("pretraining %s: %d train / %d val clips, %s", run_dir, len(train_idx), len(val_idx), _summary(cfg))
+    log.debug("settings %s", cfg.science())
     runs.prepare_run_dir(run_dir, cfg, force=True)
     runs.write_json_atomic(run_dir / "data_summary.json", cache.summary())
     model = build_model(cfg, cache.settings)
     trainer = build_trainer(cfg, model, cache, train_idx, val_idx, run_dir)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm():  # log lines print above the progress bar, not through it
+        trainer.train(resume_from_checkpoint=checkpoint)
     if not trainer.is_world_process_zero():
         return run_dir
-    if cfg.method == "reconstruct":
-        metrics = baseline_and_final_mse(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
-    else:
-        metrics = final_val_loss(trainer.model, cache, train_idx, val_idx, cfg.batch_size)
-    metrics["method"] = cfg.method
+    metrics = final_metrics(cfg.method, trainer.model, cache, train_idx, val_idx, cfg.batch_size)
     metrics["epochs_run"] = trainer.state.epoch
     metrics["best_checkpoint"] = trainer.state.best_model_checkpoint
     runs.write_json_atomic(run_dir / "log_history.json", trainer.state.log_history)
     save_final(trainer.model, cache, cfg, run_dir / "final", metrics)
     runs.finish_run(run_dir, metrics, started)
-    if cfg.method == "reconstruct":
-        log.info(
-            "validation MSE %.4f vs mean-spectrogram baseline %.4f -> %s",
-            metrics["val_mse"],
-            metrics["val_mse_mean_baseline"],
-            run_dir / "final",
-        )
-    else:
-        log.info("%s validation loss %.4f -> %s", cfg.method, metrics["val_loss"], run_dir / "final")
+    log.info(result_line(metrics))
     return run_dir
+
+
+def _summary(cfg: PretrainConfig) -> str:
+    """The few settings a reader checks first; every setting is in config.json."""
+    model = f"preset {cfg.preset}" if cfg.pretrained is None else f"from {cfg.pretrained}"
+    return (
+        f"method {cfg.method}, {model}, freeze {cfg.freeze}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}"
+    )
 
 
 def save_final(model, cache, cfg: PretrainConfig, final: Path, metrics: dict) -> Path:
     """``final/``: the model's own checkpoint files plus the run's config, data summary, metrics."""
-    model.save(final, cache.settings)
+    from ..model.checkpoints import hf_progress_off
+
+    with hf_progress_off():
+        model.save(final, cache.settings)
     runs.write_json_atomic(final / "run_config.json", cfg)
     runs.write_json_atomic(final / "data_summary.json", cache.summary())
     runs.write_json_atomic(final / "metrics.json", metrics)

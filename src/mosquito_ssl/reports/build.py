@@ -202,7 +202,7 @@ def make_plots(prep: Prepared, cfg: ReportConfig, out: Path) -> list[plots.Plot]
 
 
 def build_report(cfg: ReportConfig) -> Path:
-    """Build tables, statistics and plots from a results store. Example: mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report"""
+    """Write report.html, report.md, tables/ and plots/ into ``cfg.out_dir``; returns report.html."""
     prep = analyse(prepare(cfg), cfg)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,8 @@
     mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report
     mosquito-ssl reports build results.sqlite --metric macro_f1 --percent --decimals 1 --ci
 
-Parses options and calls ``build.build_report``; never imports torch.
+Parses options, calls ``build.build_report`` and ends with one ``done: ...; next: ...`` line;
+never imports torch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,13 @@ import typer
 
 from ..options import OutOpt
 
+BUILD_EPILOG = (
+    "Example: mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report\n\n"
+    "Example: mosquito-ssl reports build runs/sweep/results.sqlite --metric macro_f1 --percent --decimals 1 --ci"
+)
 app = typer.Typer(
     help="Tables, statistics and plots from a results store.",
+    epilog="Example: mosquito-ssl reports build runs/sweep/results.sqlite",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -36,7 +42,7 @@ def _split(values: Optional[list[str]]) -> tuple[str, ...] | None:
     return tuple(v.strip() for value in values for v in value.split(",") if v.strip())
 
 
-@app.command("build")
+@app.command("build", epilog=BUILD_EPILOG)
 def build(
     store: Annotated[Path, typer.Argument(help="Results store (SQLite) written by `mosquito-ssl benchmarks run`.")],
     out: OutOpt = None,
@@ -69,7 +75,7 @@ def build(
     ] = "ttest",
     alpha: Annotated[float, typer.Option("--alpha", help="Significance level.")] = 0.05,
 ) -> None:
-    """Build tables, statistics and plots from a results store. Example: mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report"""
+    """Build tables, statistics and plots from a results store."""
     from .build import ReportConfig, build_report
 
     given = {"metrics": _split(metric), "rows": _split(rows), "columns": _split(columns), "probes": _split(probe)}
@@ -86,4 +92,5 @@ def build(
         alpha=alpha,
         **{k: v for k, v in given.items() if v is not None},
     )
-    typer.echo(str(build_report(cfg)))
+    report = build_report(cfg)
+    typer.echo(f"done: {report}; next: open it in a browser (LaTeX tables in {report.parent / 'tables'})")

@@ -73,8 +73,7 @@ def _metric_table(prep, cfg, metric: str, note: str, out: Path) -> TableOut:
     numbers = agg.sort_values(["probe", "order", *cfg.columns], kind="stable").drop(
         columns=["order", "setting_long"], errors="ignore"
     )
-    files.append(out / f"{name}.csv")
-    numbers.to_csv(files[-1], index=False)
+    files.append(write_text_atomic(out / f"{name}.csv", numbers.to_csv(index=False)))
     return TableOut(tables.metric_label(metric, cfg.percent), caption, note, md, _html_table(render("html")), files)
 
 
@@ -89,7 +88,7 @@ def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
     out["mean diff"] = result["mean_diff"].map(num)
     out["95% CI"] = [
         tables.MISSING if pd.isna(lo) else f"[{num(lo)}, {num(hi)}]"
-        for lo, hi in zip(result["ci_low"], result["ci_high"])
+        for lo, hi in zip(result["ci_low"], result["ci_high"], strict=True)
     ]
     for col, name in (
         ("p_t", "p (t)"),
@@ -105,8 +104,7 @@ def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
 
 def _stats_table(prep, cfg, note: str, out: Path) -> TableOut:
     result = prep.stats
-    files = [out / "stats.csv"]
-    result.to_csv(files[0], index=False)
+    files = [write_text_atomic(out / "stats.csv", result.to_csv(index=False))]
     shown = stats_display(result, cfg)
     caption = f"Paired comparisons with the reference ({cfg.reference}) on the {cfg.split} split"
     md = tables.to_markdown(shown.set_index("metric")) if len(shown) else "No comparisons.\n"
@@ -130,7 +128,7 @@ def write_tables(prep, cfg, out: Path) -> list[TableOut]:
     stats_note = stats.describe(prep.stats, cfg.stats_settings(), ref_label, prep.match)
     note = f"{_cells_note(cfg)} {stats_note}"
     written = [_metric_table(prep, cfg, metric, note, out) for metric in cfg.metrics]
-    return written + [_stats_table(prep, cfg, stats_note, out)]
+    return [*written, _stats_table(prep, cfg, stats_note, out)]
 
 
 def assemble(prep, cfg, written: list[TableOut], made: list[Plot], date: str) -> Page:
@@ -215,7 +213,7 @@ def render_md(page: Page) -> str:
 
 
 def render_html(page: Page) -> str:
-    images = {p.name: base64.b64encode(p.png.read_bytes()).decode("ascii") for p in page.plots if not p.skipped}
+    images = {p.name: base64.b64encode(p.files[0].read_bytes()).decode("ascii") for p in page.plots if p.files}
     failed = page.failed.to_html(index=False, border=0, classes="tbl", na_rep="")
     env = jinja2.Environment(autoescape=True)
     return env.from_string(_HTML).render(page=page, images=images, failed_html=failed)

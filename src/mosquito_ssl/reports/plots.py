@@ -10,6 +10,7 @@ skipped with a reason instead (the report lists it), never an exception.
 
 from __future__ import annotations
 
+import io
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,8 +24,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
+from ..runs import write_bytes_atomic
 from .tables import freeze_order, metric_label
 
 log = logging.getLogger(__name__)
@@ -58,10 +61,12 @@ def _style():
 
 
 def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
-    fig.savefig(files[0], dpi=200, bbox_inches="tight")
-    fig.savefig(files[1], bbox_inches="tight")
+    """PNG (200 dpi) and PDF, each written atomically (a killed build leaves no half image)."""
+    files = []
+    for suffix, dpi in (("png", 200), ("pdf", None)):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=suffix, dpi=dpi, bbox_inches="tight")
+        files.append(write_bytes_atomic(out_dir / f"{name}.{suffix}", buffer.getvalue()))
     plt.close(fig)
     return files
 
@@ -87,6 +92,25 @@ def bounded_t_ci(upper: float):
     return ci
 
 
+def _baseline_lines(ax, data: pd.DataFrame, palette: dict) -> None:
+    """Each baseline's mean as a horizontal line: its freeze's colour, one line style per baseline."""
+    means = data[data["encoder"] != "ssl"].groupby(["setting", "freeze"], sort=False)["value"].mean()
+    labels = list(dict.fromkeys(means.index.get_level_values(0)))
+    for (label, freeze), mean in means.items():
+        style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
+        ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
+
+
+def _legend(ax, data: pd.DataFrame, palette: dict, ls: str) -> None:
+    """One legend beside the last panel: the freeze colours, then the baselines by their labels."""
+    handles = [Line2D([], [], color=colour, marker="o", ls=ls, label=f) for f, colour in palette.items()]
+    handles += [
+        Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % len(BASELINE_STYLES)], label=lab)
+        for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
+    ]
+    ax.legend(handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
+
+
 def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
     """Metric vs mask_strength, one line per freeze, baselines as horizontal lines."""
     plot = Plot(f"mask_strength_{metric.replace(':', '_')}", f"{metric_label(metric)} vs mask strength")
@@ -97,11 +121,11 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
         return plot
     probes = sorted(ssl["probe"].unique())
     freezes = freeze_order(data["freeze"])
-    palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes))))
+    palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes)), strict=True))
     varying = [c for c in ("mask_kind", "loss_on") if ssl[c].nunique() > 1]
     with _style():
         fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), sharey=True, squeeze=False)
-        for ax, probe in zip(axes[0], probes):
+        for ax, probe in zip(axes[0], probes, strict=True):
             sns.lineplot(
                 data=ssl[ssl["probe"] == probe],
                 x="mask_strength",
@@ -116,25 +140,13 @@ def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=
                 ax=ax,
                 legend=False,
             )
-            base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
-            means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
-            labels = list(dict.fromkeys(means.index.get_level_values(0)))
-            for (label, freeze), mean in means.items():
-                style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
-                ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
+            _baseline_lines(ax, data[data["probe"] == probe], palette)
             ax.set(
                 xlabel=AXIS_LABELS["mask_strength"],
                 ylabel=metric_label(metric, percent),
                 title=f"probe = {probe}" if len(probes) > 1 else None,
             )
-        handles = [Line2D([], [], color=palette[f], marker="o", label=f) for f in freezes]
-        handles += [
-            Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
-            for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
-        ]
-        axes[0, -1].legend(
-            handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False
-        )
+        _legend(axes[0, -1], data, palette, ls="-")
         if varying:
             log.info("mask_strength plot: line style = %s", varying[0])
         plot.files = _save(fig, out_dir, plot.name)
@@ -162,26 +174,14 @@ def method_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) 
                 order=order, palette=palette, errorbar=bounded_t_ci(100 if percent else 1), dodge=0.3,
                 linestyle="none", ax=ax, legend=False,
             )  # fmt: skip
-            base = data[(data["encoder"] != "ssl") & (data["probe"] == probe)]
-            means = base.groupby(["setting", "freeze"], sort=False)["value"].mean()
-            labels = list(dict.fromkeys(means.index.get_level_values(0)))
-            for (label, freeze), mean in means.items():
-                style = BASELINE_STYLES[labels.index(label) % len(BASELINE_STYLES)]
-                ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
+            _baseline_lines(ax, data[data["probe"] == probe], palette)
             ax.set(
                 xlabel="SSL method",
                 ylabel=metric_label(metric, percent),
                 title=f"probe = {probe}" if len(probes) > 1 else None,
             )
             ax.tick_params(axis="x", labelrotation=20)
-        handles = [Line2D([], [], color=palette[f], marker="o", ls="none", label=f) for f in freezes]
-        handles += [
-            Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % 3], label=lab)
-            for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
-        ]
-        axes[0, -1].legend(
-            handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False
-        )
+        _legend(axes[0, -1], data, palette, ls="none")
         plot.files = _save(fig, out_dir, plot.name)
     return plot
 
@@ -210,7 +210,7 @@ def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=Fals
             palette="colorblind",
             ax=ax,
         )
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=AXIS_LABELS["layer"], ylabel=metric_label(metric, percent))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="setting", frameon=False)
         plot.files = _save(fig, out_dir, plot.name)
@@ -229,7 +229,7 @@ def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
         fig, axes = plt.subplots(
             1, n + 1, figsize=(5.0 * n + 0.8, 4.8), layout="constrained", width_ratios=[1] * n + [0.05]
         )
-        for i, (ax, (title, counts)) in enumerate(zip(axes[:n], matrices.items())):
+        for i, (ax, (title, counts)) in enumerate(zip(axes[:n], matrices.items(), strict=True)):
             rates = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0).fillna(0)
             sns.heatmap(
                 rates,

@@ -211,12 +211,12 @@ def compare(
         if len(labels) > 1:
             raise ConfigError(
                 f"--reference matches several settings ({', '.join(labels)}) for "
-                f"{dict(zip(['metric', 'probe', *columns], key))}: make it more specific"
+                f"{dict(zip(['metric', 'probe', *columns], key, strict=True))}: make it more specific"
             )
         if len(labels) == 0:
             continue
         for row in _compare(block, ref_mask, settings, predictions, split):
-            blocks.append(dict(zip(["metric", "probe", *columns], key), reference=labels[0], **row))
+            blocks.append(dict(zip(["metric", "probe", *columns], key, strict=True), reference=labels[0], **row))
     if not blocks:
         return empty
     out = pd.DataFrame(blocks)

@@ -125,11 +125,11 @@ def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
         extra = [_value_text(row[k]) for k in keys if k not in SSL_COLUMNS and k != "encoder" and pd.notna(row[k])]
         return f"{name} ({', '.join(extra)})" if extra else name
 
-    out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl)]
+    out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl, strict=True)]
     # Plot legends have no row header to say what "0.5" is, so they get "mask_strength=0.5".
     out["setting_long"] = [
         ", ".join(f"{k}={_value_text(r[k])}" for k in keys if pd.notna(r[k])) if s else lab
-        for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"])
+        for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"], strict=True)
     ]
     # ssl settings first, sorted by their (numeric) key values; baselines after, in a fixed order.
     ssl_order = out[ssl].sort_values(list(keys), kind="stable")["setting"].unique()
@@ -201,13 +201,33 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
     return table.fillna("---" if style == "latex" else MISSING)
 
 
+def summary(results: pd.DataFrame, metric: str = "balanced_accuracy", split: str = "test") -> pd.DataFrame:
+    """Mean over seeds of one metric: a row per setting (baselines by name), a column per freeze x probe.
+
+    The short table ``mosquito-ssl demo`` prints; settings absent under a freeze/probe show ``MISSING``.
+    """
+    frame = select(results, split, [metric])
+    frame = label_settings(frame, row_keys(frame, ("mask_strength",), ("freeze", "probe")))
+    table = frame.pivot_table(index=["order", "setting"], columns=["freeze", "probe"], values="value", aggfunc="mean")
+    table = table.droplevel("order")
+    freezes = freeze_order(table.columns.get_level_values("freeze"))
+    table = table[sorted(table.columns, key=lambda c: (freezes.index(c[0]), c[1]))]
+    return table.map(lambda v: MISSING if pd.isna(v) else f"{v:.3f}")
+
+
+def _cell_md(value) -> str:
+    """A Markdown cell: NULL (a baseline's mask_strength, say) reads as MISSING, never "nan"."""
+    text = MISSING if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+    return text.replace("|", r"\|")
+
+
 def to_markdown(table: pd.DataFrame) -> str:
     """GitHub Markdown table (tabulate is not a dependency; this is all we need of it)."""
     flat = table.reset_index()
     names = [" / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in flat.columns]
     lines = ["| " + " | ".join(names) + " |", "|" + "|".join(["---"] * len(names)) + "|"]
     for _, row in flat.iterrows():
-        lines.append("| " + " | ".join(str(v).replace("|", r"\|") for v in row) + " |")
+        lines.append("| " + " | ".join(_cell_md(v) for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,6 @@
 """The machine a measurement runs on: device, cores, synchronisation, fp32 matmul peak.
 
-    peak_gflops(pick_device(), n=4096)     # best n x n torch.mm rate, GFLOP/s
+peak_gflops(pick_device(), n=4096)     # best n x n torch.mm rate, GFLOP/s
 """
 
 from __future__ import annotations

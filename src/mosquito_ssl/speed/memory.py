@@ -1,6 +1,6 @@
 """Resident memory while a large feature cache is read (``benchmarks speed --memory-clips N``).
 
-    memory_footprint(100_000, Path("/tmp/big"), batch=8)   # 5.1 GB memmap; peak RSS parts
+memory_footprint(100_000, Path("/tmp/big"), batch=8)   # 5.1 GB memmap; peak RSS parts
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import ASTModel
 
 from ..model.flops import ASTShape, ast_shape, encoder_flops
 from ..model.masking import MaskSettings
@@ -73,7 +74,7 @@ def original_decoder_flops(s: ASTShape, decoder_dim: int = DECODER_DIM) -> int:
 class OriginalPipelineSSL(nn.Module):
     """The original pipeline's AST_SSL: Conv1d over the token sequence, stretched onto the frames."""
 
-    def __init__(self, encoder: nn.Module, mask: MaskSettings, decoder_dim: int = DECODER_DIM) -> None:
+    def __init__(self, encoder: ASTModel, mask: MaskSettings, decoder_dim: int = DECODER_DIM) -> None:
         super().__init__()
         self.encoder, self.mask, self.decoder_dim = encoder, mask, decoder_dim
         cfg = encoder.config

@@ -76,9 +76,7 @@ def _measure(
     return Measurement(timing, TRAIN_FACTOR * p.forward_flops(model))
 
 
-def _measure_embedding(
-    preset: str, data: _Data, batch: int, warmup: int, steps: int, dev: torch.device
-) -> Measurement:
+def _measure_embedding(preset: str, data: _Data, batch: int, warmup: int, steps: int, dev: torch.device) -> Measurement:
     from ..model.encoder import build_encoder
     from ..model.flops import ast_shape
 
