@@ -66,7 +66,7 @@ def test_csv_with_group_and_split(tmp_path):
 def test_unknown_label_column_names_available(tmp_path):
     wav(tmp_path / "a.wav")
     pd.DataFrame([{"path": "a.wav", "label": "x"}]).to_csv(tmp_path / "m.csv", index=False)
-    with pytest.raises(ConfigError, match="'species'.*available columns: path, label"):
+    with pytest.raises(ConfigError, match=r"'species'.*available columns: path, label"):
         read_dataset(tmp_path / "m.csv", label_column="species")
 
 

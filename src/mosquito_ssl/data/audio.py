@@ -95,8 +95,8 @@ def _read_soundfile(path: Path, offset: float, duration: float | None) -> tuple[
             raise BadAudio("empty", f"{path}: 0 frames")
         if fh.format in ("WAV", "WAVEX", "RF64"):
             _check_wav_header(path, fh.extra_info)
-        start = min(int(round(offset * sr)), total)
-        want = total - start if duration is None else min(int(round(duration * sr)), total - start)
+        start = min(round(offset * sr), total)
+        want = total - start if duration is None else min(round(duration * sr), total - start)
         if want <= 0:
             raise BadAudio("empty", f"{path}: offset {offset}s is past the end ({total / sr:.3f}s)")
         try:

@@ -55,11 +55,11 @@ class FeatureSettings:
     @property
     def max_length(self) -> int:
         """Frames per clip: 100 for 1 s, never AudioSet's 1024 default."""
-        return max(PATCH, int(round(self.clip_seconds * FRAMES_PER_SECOND)))
+        return max(PATCH, round(self.clip_seconds * FRAMES_PER_SECOND))
 
     @property
     def clip_samples(self) -> int:
-        return int(round(self.clip_seconds * self.sample_rate))
+        return round(self.clip_seconds * self.sample_rate)
 
     def extractor(self):
         from transformers import ASTFeatureExtractor
@@ -172,8 +172,7 @@ def _write_features(dataset: Dataset, settings: FeatureSettings, tmp: Path, batc
         if len(waves) >= batch_size:
             flush()
     flush()
-    out.flush()
-    del out
+    out.flush()  # the memmap is released when this function returns (flush holds it till then)
     return kept, skipped
 
 
@@ -277,7 +276,8 @@ class FeatureDataset(torch.utils.data.Dataset):
         if self.file is None:
             return np.array(self.features[row])
         if self._handle is None:
-            self._handle = open(self.file[0], "rb", buffering=0)
+            # kept open across rows (closed with the dataset): a context manager per row would reopen it
+            self._handle = open(self.file[0], "rb", buffering=0)  # noqa: SIM115
         out = np.empty(self.row_shape, dtype=np.float32)
         self._handle.seek(self.file[1] + row * out.nbytes)
         if self._handle.readinto(memoryview(out).cast("B")) != out.nbytes:

@@ -229,7 +229,7 @@ def humbugdb_table(csv_path: Path, label_column: str | None = None, group_column
     ids = table["id"].astype(str)
     if group_column:
         # A recording without a value is its own group, so it can never leak across splits.
-        table["group"] = [_clean(g) or f"id:{i}" for g, i in zip(table[group_column], ids)]
+        table["group"] = [_clean(g) or f"id:{i}" for g, i in zip(table[group_column], ids, strict=False)]
     else:
         table["group"] = ids
     return table
@@ -250,7 +250,7 @@ def _read_humbugdb(source: Path, label_column, group_column, split_column, audio
     folder = _humbugdb_audio_dir(csv_path, audio_dir)
     present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
     paths = []
-    for rid, name in zip(table["id"].astype(str), table["name"].astype(str)):
+    for rid, name in zip(table["id"].astype(str), table["name"].astype(str), strict=False):
         # The Zenodo release stores each row as <id>.wav (names repeat across rows); a user's
         # own export may keep the original names instead.
         stem = Path(name).stem

@@ -79,7 +79,7 @@ def _two_way(idx: np.ndarray, frac: float, labels, groups, seed: int) -> tuple[n
         gss = GroupShuffleSplit(n_splits=1, test_size=frac, random_state=seed)
         keep, held = next(gss.split(idx, groups=g))
     else:
-        n_held = max(1, int(round(frac * len(idx))))
+        n_held = max(1, round(frac * len(idx)))
         if y is not None:
             n_held = min(max(n_held, len(set(y))), len(idx) - len(set(y)))
         keep, held = train_test_split(np.arange(len(idx)), test_size=n_held, random_state=seed, stratify=y)

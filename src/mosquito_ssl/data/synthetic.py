@@ -111,7 +111,7 @@ def synthesize_recording(
     sp: Species, n_clips: int, clip_seconds: float, sample_rate: int, snr_db: float, rng
 ) -> tuple[float, np.ndarray]:
     """Clips (n_clips, samples) of one simulated insect; returns (its f0, clips in [-1, 1])."""
-    n = int(round(clip_seconds * sample_rate))
+    n = round(clip_seconds * sample_rate)
     f0 = float(np.clip(rng.normal(sp.f0_mean, sp.f0_sd), *sp.f0_range))
     tone = _flight_tone(sp, f0, n_clips, n, sample_rate, rng)
     background = _background(n_clips, n, sample_rate, rng)

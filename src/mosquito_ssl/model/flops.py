@@ -115,6 +115,20 @@ def measured_flops(fn: Callable[[], Any]) -> int:
     return int(counter.get_total_flops())
 
 
+def counted_step_flops(model: Any, clips: int = 2) -> int:
+    """Training FLOPs per clip (forward + backward) of any SSL model, counted on one real step.
+
+    For methods whose passes are not all trained (an EMA teacher's forward has no backward),
+    ``TRAIN_FACTOR`` x forward would overcount. Two clips: BatchNorm (byol) needs more than one.
+    """
+    cfg = model.encoder.config
+    x = torch.randn(clips, cfg.max_length, cfg.num_mel_bins, device=next(model.parameters()).device)
+    model.train()
+    flops = measured_flops(lambda: model(input_values=x).loss.backward())
+    model.zero_grad(set_to_none=True)
+    return flops // clips
+
+
 def counted_forward_flops(model: Any) -> int:
     """Forward FLOPs per clip of any SSL model, counted on one zero clip of its encoder's shape."""
     cfg = model.encoder.config

@@ -62,7 +62,7 @@ def classification_metrics(
         precision = precision_score(y_true, y_pred, labels=labels, average=None, zero_division=np.nan)
         recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=np.nan)
     out["roc_auc"] = roc_auc(y_true, np.asarray(proba), len(classes))
-    for name, p, r in zip(classes, precision, recall):
+    for name, p, r in zip(classes, precision, recall, strict=False):
         out[f"precision:{name}"] = p
         out[f"recall:{name}"] = r
     return {k: float(v) for k, v in out.items()}

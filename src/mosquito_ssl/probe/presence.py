@@ -54,9 +54,9 @@ def _recordings(audio_dir: Path, metadata: Path | None) -> pd.DataFrame:
 
 def _windows(cells: np.ndarray, duration: float, window: float, hop: float):
     n = int(np.floor((duration - window) / hop + 1e-9)) + 1
-    per = int(round(window / CELL_SECONDS))
+    per = round(window / CELL_SECONDS)
     for k in range(max(n, 0)):
-        start = int(round(k * hop / CELL_SECONDS))
+        start = round(k * hop / CELL_SECONDS)
         part = cells[start : start + per]
         if len(part) == per:
             yield k * hop, float(part.mean())
@@ -82,7 +82,7 @@ def presence_manifest(
         path = audio_dir / rec.path
         info = sf.info(str(path))
         duration = info.frames / info.samplerate
-        cells = rows[int(rec.label_row)][: int(round(duration / CELL_SECONDS))]
+        cells = rows[int(rec.label_row)][: round(duration / CELL_SECONDS)]
         if hasattr(rec, "frac_mosquito_0p1s") and abs(cells.mean() - rec.frac_mosquito_0p1s) > 0.01:
             log.warning(
                 "%s: label fraction %.3f differs from metadata %.3f: check label_row",
@@ -96,8 +96,8 @@ def presence_manifest(
             if label is None:
                 continue
             name = f"{path.stem}_{offset:07.2f}.wav"
-            start = int(round(offset * sr))
-            sf.write(clips_dir / name, wave[start : start + int(round(window * sr))], sr, subtype="PCM_16")
+            start = round(offset * sr)
+            sf.write(clips_dir / name, wave[start : start + round(window * sr)], sr, subtype="PCM_16")
             out.append({"path": f"clips/{name}", "label": label, "group": path.stem, "offset": offset})
     frame = pd.DataFrame(out)
     runs.write_text_atomic(out_csv, frame[["path", "label", "group"]].to_csv(index=False))

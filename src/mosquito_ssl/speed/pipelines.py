@@ -1,18 +1,19 @@
 """The training pipelines ``benchmarks speed`` times, one entry each, all measured the same way.
 
-Each entry builds its model for a preset, says what its data loader reads and how many forward
-FLOPs a clip costs; ``run.run_speed`` times every entry into ``<name>_clips_per_s``,
-``<name>_gflops``, ``<name>_fraction_of_peak``... fields. Adding a training method is one more
-entry, e.g. with ``model.flops.counted_forward_flops`` where no analytic count exists::
+Each entry builds its model for a preset, says what its data loader reads and how many FLOPs a
+clip costs; ``run.run_speed`` times every entry into ``<name>_clips_per_s``, ``<name>_gflops``,
+``<name>_fraction_of_peak``... fields. Adding a training method is one more entry::
 
-    Pipeline("mae", "mae (cached features)", build=_method("mae"), reads="cache",
-             forward_flops=counted_forward_flops)
+    mosquito-ssl benchmarks speed --preset base --batch 8 --json
 
 ==============  ==============================================================================
 ``original``    the original pipeline (``original.py``): audio decoded per step, 1024 frames,
                 Python-loop masks, token-sequence decoder, unfused AdamW
 ``reconstruct`` this toolkit's reconstruct method: the feature cache (memmap) at 100 frames,
                 batched masks, decoder along the time patches, fused AdamW (the Trainer default)
+``mae``         ``--method mae``: the encoder sees the ~20% visible patches (stride 16), narrow decoder
+``teacher``     ``--method teacher``: one full no-grad EMA-teacher pass + 4 masked student views
+``byol``        ``--method byol``: two augmented views through online and EMA target networks
 ==============  ==============================================================================
 """
 
@@ -37,6 +38,9 @@ class Pipeline:
     forward_flops: Callable[[nn.Module], int]  # per clip; a training step counts TRAIN_FACTOR of it
     fused_adamw: bool = True
     slow: bool = False  # timed for --original-steps steps instead of --steps
+    # Training FLOPs per clip counted on a real step; for models with untrained passes (EMA
+    # teachers), where TRAIN_FACTOR x forward_flops would overcount. None: use forward_flops.
+    step_flops: Callable[[nn.Module], int] | None = None
 
     def __post_init__(self) -> None:
         if self.reads not in READS:
@@ -76,9 +80,41 @@ def _reconstruct_flops(model: nn.Module) -> int:
     return reconstruct_forward_flops(model)
 
 
+def _method(method: str) -> Callable[[str], nn.Module]:
+    """Builder of a ``--method`` model with its default settings (model/methods.py)."""
+
+    def build(preset: str) -> nn.Module:
+        from ..data.features import FeatureSettings
+        from ..model.encoder import build_encoder
+        from ..model.methods import build_ssl_model
+
+        return build_ssl_model(method, build_encoder(preset, features=FeatureSettings()), {})
+
+    return build
+
+
+def _counted_forward(model: nn.Module) -> int:
+    from ..model.flops import counted_forward_flops
+
+    return counted_forward_flops(model)
+
+
+def _counted_step(model: nn.Module) -> int:
+    from ..model.flops import counted_step_flops
+
+    return counted_step_flops(model)
+
+
+def _method_pipeline(method: str, what: str) -> Pipeline:
+    return Pipeline(method, f"{method}: {what}", _method(method), "cache", _counted_forward, step_flops=_counted_step)
+
+
 PIPELINES: tuple[Pipeline, ...] = (
     Pipeline("original", "original pipeline", _build_original, "audio", _original_flops, fused_adamw=False, slow=True),
     Pipeline("reconstruct", "reconstruct (cached features)", _build_reconstruct, "cache", _reconstruct_flops),
+    _method_pipeline("mae", "visible patches only"),
+    _method_pipeline("teacher", "EMA teacher + 4 masked views"),
+    _method_pipeline("byol", "two views + EMA target"),
 )
 BASELINE = "original"  # speedups are relative to this pipeline
 

@@ -73,7 +73,8 @@ def _measure(
     model = p.build(preset)
     dataset = OriginalPipelineClips(data.paths) if p.reads == "audio" else FeatureDataset(data.cache)
     timing = time_training(model, dataset, batch, warmup, steps, dev, fused=p.fused_adamw)
-    return Measurement(timing, TRAIN_FACTOR * p.forward_flops(model))
+    flops = p.step_flops(model) if p.step_flops else TRAIN_FACTOR * p.forward_flops(model)
+    return Measurement(timing, flops)
 
 
 def _measure_embedding(preset: str, data: _Data, batch: int, warmup: int, steps: int, dev: torch.device) -> Measurement:

@@ -69,6 +69,9 @@ def time_training(
         scaler.step(opt)
         scaler.update()
         opt.zero_grad(set_to_none=True)
+        hook = getattr(model, "after_optimizer_step", None)
+        if callable(hook):  # EMA teacher update, part of every step
+            hook(i + 1, warmup + steps)
         sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
