@@ -57,7 +57,11 @@ def test_pretrain_log_has_epoch_lines_and_no_raw_dictionaries(pretrained):
     log = tmp / "pretrain.log"
     text, lines = log.read_text(), _lines(log)
     assert not RAW_DICT.search(text), text
-    epochs = [line for line in lines if re.search(r"epoch \d+/2: train loss \S+, eval_mse \S+ \(best \S+\)", line)]
+    epochs = [
+        line
+        for line in lines
+        if re.search(r"epoch \d+/2: train loss \S+, (?:eval_mse|eval loss) \S+ \(best \S+\)", line)
+    ]
     assert len(epochs) == EPOCHS, text
     assert "step/s" not in text and "it/s" not in text, text  # no training / Trainer progress bar in a file
     assert "Writing model shards" not in text, text

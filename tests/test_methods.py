@@ -177,3 +177,14 @@ def test_method_settings_refuse_foreign_options():
         MAESettings(mask_ratio=1.5)
     with pytest.raises(ConfigError, match="--method"):
         method_settings("simclr", {})
+
+
+def test_step_flops_count_no_backward_for_the_ema_teacher():
+    from mosquito_ssl.model.flops import TRAIN_FACTOR, counted_forward_flops, counted_step_flops
+
+    mae = ASTMAE(build_encoder("tiny"))
+    teacher = ASTTeacher(build_encoder("tiny"), TeacherSettings(views=1))
+    # mae: every pass is trained, so a step is about forward + 2x forward (the patch conv gets no input grad)
+    assert 2.5 * counted_forward_flops(mae) < counted_step_flops(mae) <= TRAIN_FACTOR * counted_forward_flops(mae)
+    # teacher: its full no-grad pass is counted once, so the step is well under 3x the forward
+    assert counted_step_flops(teacher) < 2.5 * counted_forward_flops(teacher)

@@ -67,7 +67,7 @@ def test_method_settings_resolve_from_toml_and_flags(tmp_path, synth):
 
 
 def test_reconstruct_run_names_do_not_change_with_method_fields(synth, tmp_path):
-    cfg = PretrainConfig(data=synth, out=tmp_path, preset="tiny")
+    cfg = PretrainConfig(data=synth, out=tmp_path, preset="tiny", method="reconstruct")
     assert "method" not in cfg.science() and "mask_ratio" not in cfg.science()
     mae = PretrainConfig(data=synth, out=tmp_path, preset="tiny", method="mae")
     assert mae.science()["method"] == "mae" and "mask_strength" not in mae.science()

@@ -81,3 +81,11 @@ def test_version_one_store_is_migrated_with_reconstruct(tmp_path):
     assert store.frame("cells").set_index("cell_id").loc["a", "method"] == "reconstruct"
     meta = dict(store.frame("meta").values)
     assert meta["schema_version"] == SCHEMA_VERSION == "2"
+
+
+def test_method_axis_defaults_to_reconstruct_only_when_masking_is_swept(tmp_path, data):
+    masking = SweepSpec.load(write_spec(tmp_path, data)).cells()  # SPEC sweeps mask_strength
+    assert {c.method for c in masking if c.encoder == "ssl"} == {"reconstruct"}
+    plain = SPEC.replace("mask_strength = [0.5, 1.0]\n", "")
+    cells = SweepSpec.load(write_spec(tmp_path, data, plain, name="plain.toml")).cells()
+    assert {c.method for c in cells if c.encoder == "ssl"} == {"mae"}

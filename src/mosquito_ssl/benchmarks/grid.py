@@ -19,6 +19,10 @@ from ..model.freeze import parse_freeze
 from ..probe.kinds import PROBES, pairs
 
 TABLES = ("sweep", "grid", "pretrain", "probe")
+# A grid that sweeps one of these axes is about the reconstruct method, which they alone shape:
+# its method axis defaults to reconstruct. Any other grid defaults to the pretrain default (mae).
+RECONSTRUCT_AXES = ("mask_strength", "mask_kind", "loss_on")
+DEFAULT_METHOD = "mae"
 GRID_DEFAULTS: dict[str, list[Any]] = {
     "method": ["reconstruct"],
     "mask_strength": [1.0],
@@ -148,6 +152,8 @@ def check_grid(grid: dict, num_layers: int | None = None) -> dict[str, tuple]:
     if bad:
         raise ConfigError(f"grid.{bad[0]} is not a grid axis; axes are: {', '.join(GRID_DEFAULTS)}")
     out = {k: tuple(as_list(grid.get(k, default), f"grid.{k}")) for k, default in GRID_DEFAULTS.items()}
+    if "method" not in grid and not any(k in grid for k in RECONSTRUCT_AXES):
+        out["method"] = (DEFAULT_METHOD,)  # no masking axis swept: the recommended method
     out["freeze"] = tuple(dict.fromkeys(check_freeze(f, num_layers=num_layers) for f in out["freeze"]))
     for m in out["method"]:
         if m not in METHODS:

@@ -60,7 +60,9 @@ def pretrain(
         Optional[str], Opt(help="Encoder parts that train: full (default), frozen or partial:K (first K blocks fixed).")
     ] = None,
     freeze_layers: Annotated[Optional[int], Opt(hidden=True, help="Old spelling of --freeze partial:K.")] = None,
-    method: Annotated[Optional[str], Opt(help="SSL method: reconstruct (default), mae, teacher or byol.")] = None,
+    method: Annotated[
+        Optional[str], Opt(help="SSL method: mae (default), teacher, byol or reconstruct (the seed).")
+    ] = None,
     mask_ratio: Annotated[Optional[float], Opt(help="mae/teacher: fraction of patches masked (0.8).")] = None,
     views: Annotated[Optional[int], Opt(help="teacher: masked views per clip sharing one teacher pass (4).")] = None,
     top_k: Annotated[Optional[int], Opt(help="teacher: teacher blocks averaged into targets (all).")] = None,

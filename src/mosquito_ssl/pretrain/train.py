@@ -55,7 +55,8 @@ class PretrainConfig:
     loss_on: str = "all"
     # --method and its settings (model/methods.py); None = the method's own default. The
     # reconstruct-only settings above (mask_*, *_width, *_masks, loss_on) keep the original defaults.
-    method: str = "reconstruct"
+    # mae by evidence (README "Which SSL method?"): best or tied linear probes, and the fastest
+    method: str = "mae"
     mask_ratio: float | None = None
     views: int | None = None
     top_k: int | None = None
