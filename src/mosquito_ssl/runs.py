@@ -118,13 +118,13 @@ def run_metadata(started: float | None = None, **extra: Any) -> dict[str, Any]:
     """Versions, device, git commit and timings for a run's ``metadata.json``."""
     from importlib.metadata import PackageNotFoundError, version
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("mosquito-ssl", "torch", "transformers", "scikit-learn", "numpy"):
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
             versions[pkg] = None
-    meta = {
+    meta: dict[str, Any] = {
         "versions": versions,
         "python": sys.version.split()[0],
         "platform": platform.platform(),

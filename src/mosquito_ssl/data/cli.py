@@ -19,7 +19,7 @@ from ..options import ClipSecondsOpt, HopOpt, JsonOpt, LayoutOpt, SeedOpt, Windo
 app = typer.Typer(help="Prepare data: synthetic mosquito tones, layouts, feature caches.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(epilog="Example: mosquito-ssl data synth data/synth --seed 0")
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write species folders and manifest.csv into.")],
     species: Annotated[
@@ -31,7 +31,7 @@ def synth(
     snr_db: Annotated[float, typer.Option("--snr-db", help="Flight tone to background ratio in dB.")] = 10.0,
     seed: SeedOpt = None,
 ) -> None:
-    """Generate the synthetic species set. Example: mosquito-ssl data synth data/synth --seed 0"""
+    """Generate the synthetic species set."""
     from .synthetic import synthesize
 
     path = synthesize(
@@ -49,7 +49,7 @@ def synth(
     )
 
 
-@app.command()
+@app.command(epilog="Example: mosquito-ssl data inspect data/synth")
 def inspect(
     data: Annotated[Path, typer.Argument(help="Folder of audio, manifest CSV or HumBugDB metadata CSV.")],
     layout: LayoutOpt = None,
@@ -65,7 +65,7 @@ def inspect(
     clip_seconds: ClipSecondsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Read a data source, build its feature cache and summarise it. Example: mosquito-ssl data inspect data/synth"""
+    """Read a data source, build its feature cache and summarise it."""
     from .features import inspect_data
 
     report = inspect_data(

@@ -17,6 +17,7 @@ setting makes a new cache, and a hit decodes nothing.
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import os
 import warnings
@@ -117,10 +118,13 @@ class FeatureCache:
 
     @property
     def labels(self) -> list[str] | None:
-        return [i.label for i in self.items] if self.items and all(i.label is not None for i in self.items) else None
+        if not (self.items and all(i.label is not None for i in self.items)):
+            return None
+        return [i.label for i in self.items if i.label is not None]  # checked above: none is None
 
     @property
-    def groups(self) -> list[str] | None:
+    def groups(self) -> list[str | None] | None:
+        """Every item's group when any item has one (an item without one keeps None)."""
         return [i.group for i in self.items] if any(i.group is not None for i in self.items) else None
 
     def summary(self) -> dict[str, Any]:
@@ -129,7 +133,7 @@ class FeatureCache:
 
 
 def cache_key(dataset: Dataset, settings: FeatureSettings) -> str:
-    files = []
+    files: list[tuple[str, float, int | None, int | None]] = []
     for item in dataset.items:
         try:
             st = os.stat(item.path)
@@ -258,11 +262,14 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __init__(self, cache: FeatureCache, indices=None, label_ids=None) -> None:
         features = cache.features
-        on_disk = isinstance(features, np.memmap) and features.filename is not None
-        self.features = None if on_disk else features  # in-memory arrays are indexed directly
-        self.file = (features.filename, features.offset) if on_disk else None
+        # Exactly one of ``features`` (in-memory arrays are indexed directly) and ``file`` is set.
+        self.features: np.ndarray | None = features
+        self.file: tuple[str, int] | None = None
+        if isinstance(features, np.memmap) and features.filename is not None:
+            self.features = None
+            self.file = (features.filename, features.offset)
         self.row_shape = features.shape[1:]
-        self._handle = None
+        self._handle: io.FileIO | None = None
         self.indices = np.arange(len(cache)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.label_ids = None if label_ids is None else np.asarray(label_ids, dtype=np.int64)
 
@@ -274,13 +281,14 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def _row(self, row: int) -> np.ndarray:
         if self.file is None:
+            assert self.features is not None  # set whenever file is not
             return np.array(self.features[row])
         if self._handle is None:
             # kept open across rows (closed with the dataset): a context manager per row would reopen it
             self._handle = open(self.file[0], "rb", buffering=0)  # noqa: SIM115
         out = np.empty(self.row_shape, dtype=np.float32)
         self._handle.seek(self.file[1] + row * out.nbytes)
-        if self._handle.readinto(memoryview(out).cast("B")) != out.nbytes:
+        if self._handle.readinto(out.data.cast("B")) != out.nbytes:
             raise DataError(f"{self.file[0]} is shorter than its header says: delete the cache folder")
         return out
 

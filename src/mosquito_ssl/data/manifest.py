@@ -81,10 +81,13 @@ class Dataset:
 
     @property
     def labels(self) -> list[str] | None:
-        return [i.label for i in self.items] if self.has_labels else None
+        if not self.has_labels:
+            return None
+        return [i.label for i in self.items if i.label is not None]  # has_labels: none is None
 
     @property
-    def groups(self) -> list[str] | None:
+    def groups(self) -> list[str | None] | None:
+        """Every item's group when any item has one (an item without one keeps None)."""
         return [i.group for i in self.items] if any(i.group is not None for i in self.items) else None
 
     @property

@@ -46,7 +46,7 @@ def estimate_f0(wave: np.ndarray, sample_rate: int, f_range=F0_RANGE) -> float:
     freqs, mag = _spectrum(np.asarray(wave, dtype=np.float64), sample_rate)
     log_mag = np.log(mag + 1e-12)
     n = len(mag) // HPS_ORDER
-    hps = sum(log_mag[::h][:n] for h in range(1, HPS_ORDER + 1))
+    hps = np.sum([log_mag[::h][:n] for h in range(1, HPS_ORDER + 1)], axis=0)
     band = np.flatnonzero((freqs[:n] >= f_range[0]) & (freqs[:n] <= f_range[1]))
     if len(band) == 0:
         return float("nan")
@@ -63,11 +63,11 @@ def wingbeat_features(wave: np.ndarray, sample_rate: int) -> np.ndarray:
     """[f0, a1..a4]: f0 in Hz, a_h = peak magnitude near h*f0 / sum of the four peaks."""
     f0 = estimate_f0(wave, sample_rate)
     freqs, mag = _spectrum(np.asarray(wave, dtype=np.float64), sample_rate)
-    amps = []
+    peaks: list[float] = []
     for h in range(1, N_HARMONICS + 1):
         near = np.abs(freqs - h * f0) <= max(3.0, 0.03 * h * f0)  # +-3 %: FM widens the peaks
-        amps.append(mag[near].max() if near.any() and np.isfinite(f0) else 0.0)
-    amps = np.asarray(amps)
+        peaks.append(mag[near].max() if near.any() and np.isfinite(f0) else 0.0)
+    amps = np.asarray(peaks)
     return np.concatenate([[f0], amps / amps.sum() if amps.sum() > 0 else amps]).astype(np.float32)
 
 

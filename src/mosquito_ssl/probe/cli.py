@@ -11,11 +11,14 @@ calls ``run_probe`` and prints the run directory and the headline test metrics.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperCommand
 
+from ..errors import ConfigError
 from ..options import ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, SeedOpt, WindowOpt
 
 Opt = typer.Option
@@ -25,16 +28,52 @@ app = typer.Typer(
 
 HEADLINE = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
 DOCS = {
-    "linear": "Linear probe on a frozen encoder. Example: mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny",
-    "layerwise": "Linear probe on every layer, best layer chosen on val. Example: mosquito-ssl probe layerwise data/synth --encoder runs/pretrain-tiny",
-    "mlp": "MLP probe on a frozen encoder. Example: mosquito-ssl probe mlp data/synth --encoder runs/pretrain-tiny",
-    "finetune": "Fine-tune the encoder with a classification head. Example: mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1",
+    "linear": "Linear probe on a frozen encoder.",
+    "layerwise": "Linear probe on every layer, best layer chosen on val.",
+    "mlp": "MLP probe on a frozen encoder.",
+    "finetune": "Fine-tune the encoder with a classification head.",
 }
+EPILOGS = {
+    "linear": "Example: mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny",
+    "layerwise": "Example: mosquito-ssl probe layerwise data/synth --encoder runs/pretrain-tiny",
+    "mlp": "Example: mosquito-ssl probe mlp data/synth --encoder runs/pretrain-tiny",
+    "finetune": "Example: mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1",
+}
+# Options only some probes use (every other option applies to all four): the others do not list
+# them, and answer them with the command that has them.
+ONLY = {
+    "freeze": ("finetune",),
+    "lr": ("finetune",),
+    "epochs": ("finetune",),
+    "patience": ("finetune",),
+    "layer": ("linear", "mlp"),  # layerwise probes every layer; finetune trains on the last
+    "folds": ("linear", "layerwise", "mlp"),  # k-fold fine-tuning would train K encoders
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+class _ProbeCommand(TyperCommand):
+    """A probe command: an option of another probe is an error naming the command that has it."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        elsewhere = {_flag(n): probes for n, probes in ONLY.items() if self.name not in probes}
+        for arg in args:
+            if arg == "--":
+                break
+            flag = arg.split("=", 1)[0]
+            if flag in elsewhere:
+                *rest, last = [f"`mosquito-ssl probe {p}`" for p in elsewhere[flag]]
+                where = f"{', '.join(rest)} or {last}" if rest else last
+                raise ConfigError(f"`mosquito-ssl probe {self.name}` has no {flag}: it is an option of {where}")
+        return super().parse_args(ctx, args)
 
 
 def _table(rows: list[dict], split: str) -> str:
     """Headline rows (layer None) of one split as a small fixed-width table."""
-    picked = {}
+    picked: dict[str, dict[str, float]] = {}
     for r in rows:
         if r["split"] == split and r["layer"] is None and r["metric"] in HEADLINE:
             picked.setdefault(r["probe"], {})[r["metric"]] = r["value"]
@@ -55,7 +94,7 @@ def _make(probe: str):
             Optional[str], Opt(help="cls, dist, cls_dist, mean (default), cls+mean, freq_stack or freq_mean_max.")
         ] = None,
         layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
-        freeze: Annotated[Optional[str], Opt(help="finetune only: frozen, partial:K or full.")] = None,
+        freeze: Annotated[Optional[str], Opt(help="Encoder parts that train: frozen, partial:K or full.")] = None,
         folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
         seed: SeedOpt = None,
         label_column: Annotated[Optional[str], Opt(help="Manifest column holding the class.")] = None,
@@ -67,10 +106,10 @@ def _make(probe: str):
         layout: LayoutOpt = None,
         window: WindowOpt = None,
         hop: HopOpt = None,
-        lr: Annotated[Optional[float], Opt(help="finetune: encoder learning rate (1e-4).")] = None,
-        epochs: Annotated[Optional[int], Opt(help="finetune: epochs (20).")] = None,
+        lr: Annotated[Optional[float], Opt(help="Encoder learning rate (1e-4).")] = None,
+        epochs: Annotated[Optional[int], Opt(help="Epochs (20).")] = None,
         batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
-        patience: Annotated[Optional[int], Opt(help="finetune: early-stopping patience in epochs (5).")] = None,
+        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (5).")] = None,
         encoder_label: Annotated[
             Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
         ] = None,
@@ -93,14 +132,22 @@ def _make(probe: str):
 
     command.__doc__ = DOCS[probe]
     command.__name__ = probe
+    # One definition of every option; typer reads inspect.signature, which honours __signature__,
+    # so a probe lists only its own (a left-out one keeps its None default: "not given").
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if probe in ONLY.get(p.name, (probe,))]
+    command.__dict__["__signature__"] = signature.replace(parameters=kept)
     return command
 
 
 for _probe in DOCS:
-    app.command(_probe)(_make(_probe))
+    app.command(_probe, cls=_ProbeCommand, epilog=EPILOGS[_probe])(_make(_probe))
 
 
-@app.command("presence")
+@app.command(
+    "presence",
+    epilog="Example: mosquito-ssl probe presence ../shared/data/humbug_ecml_culex LABELS.txt data/culex/manifest.csv",
+)
 def presence(
     audio_dir: Annotated[Path, typer.Argument(help="Folder the metadata CSV's paths are relative to.")],
     labels_txt: Annotated[Path, typer.Argument(help="Label file: one line of 0.1-s 0/1 cells per recording.")],
@@ -110,7 +157,7 @@ def presence(
     min_fraction: Annotated[float, Opt(help="Mosquito when at least this fraction of cells is 1.")] = 0.5,
     metadata: Annotated[Optional[Path], Opt(help="CSV with path,label_row (default AUDIO_DIR/metadata.csv).")] = None,
 ) -> None:
-    """Cut recordings with 0.1-s presence labels into mosquito/background clips. Example: mosquito-ssl probe presence ../shared/data/humbug_ecml_culex LABELS.txt data/culex/manifest.csv"""
+    """Cut recordings with 0.1-s presence labels into mosquito/background clips."""
     from .presence import presence_manifest
 
     path = presence_manifest(

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 class ASTClassifier(torch.nn.Module):
     """AST encoder + pooling + dropout + linear head; loss = class-weighted cross-entropy."""
 
+    class_weights: torch.Tensor  # registered as a buffer in __init__
+
     def __init__(
         self,
         encoder,

@@ -96,6 +96,8 @@ def fit_selected(
         log.debug("%s=%g: val balanced accuracy %.4f", name, value, score)
         if score > best_score:
             best, best_score, best_model = value, score, model
+    # Scores are balanced accuracies (>= 0 > -inf), so any non-empty grid picks a value.
+    assert best is not None and best_model is not None, "fit_selected needs a non-empty grid"
     fit = Fit(params={name: float(best), "val_balanced_accuracy": float(best_score)})
     fit.proba["val"] = _full_proba(best_model, X[va], n_classes)
     final = make(best, seed).fit(X[np.concatenate([tr, va])], y[np.concatenate([tr, va])])
@@ -135,9 +137,9 @@ def weighted_probe(
     balanced accuracy (so, unlike the linear probe, it is not refit on train+val).
     """
     tr, va, te = parts["train"], parts["val"], parts["test"]
-    X = np.asarray(E, dtype=np.float32)
-    mean, std = X[tr].mean(axis=0), X[tr].std(axis=0) + 1e-6  # per layer and dimension
-    X = torch.from_numpy((X - mean) / std)
+    E32 = np.asarray(E, dtype=np.float32)
+    mean, std = E32[tr].mean(axis=0), E32[tr].std(axis=0) + 1e-6  # per layer and dimension
+    X = torch.from_numpy((E32 - mean) / std)
     target = torch.as_tensor(y, dtype=torch.long)
     counts = np.bincount(y[tr], minlength=n_classes).astype(np.float32)
     weights = torch.from_numpy(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / n_classes, 0))
@@ -160,6 +162,8 @@ def weighted_probe(
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
         elif (waited := waited + 1) >= patience:
             break
+    # Balanced accuracy is >= 0 > -1, so the first epoch always stores a state.
+    assert best_state is not None, "weighted_probe needs epochs >= 1"
     model.load_state_dict(best_state)
     fit = Fit(params={"val_balanced_accuracy": float(best)})
     with torch.no_grad():

@@ -47,21 +47,21 @@ def classification_metrics(
     y_true: Sequence[int], y_pred: Sequence[int], proba: np.ndarray, classes: Sequence[str]
 ) -> dict[str, float]:
     """Headline and per-class metrics of integer-coded predictions (classes[i] names code i)."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    true, pred = np.asarray(y_true), np.asarray(y_pred)
     labels = list(range(len(classes)))
     with warnings.catch_warnings():
         # A class missing from y_true or y_pred is expected on small splits; the values say so.
         warnings.simplefilter("ignore")
         out = {
-            "accuracy": accuracy_score(y_true, y_pred),
-            "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+            "accuracy": accuracy_score(true, pred),
+            "balanced_accuracy": balanced_accuracy_score(true, pred),
             # sklearn's default label set (classes in y_true or y_pred): a class absent from the
             # split and never predicted neither helps nor hurts.
-            "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+            "macro_f1": f1_score(true, pred, average="macro", zero_division=0),
         }
-        precision = precision_score(y_true, y_pred, labels=labels, average=None, zero_division=np.nan)
-        recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=np.nan)
-    out["roc_auc"] = roc_auc(y_true, np.asarray(proba), len(classes))
+        precision = precision_score(true, pred, labels=labels, average=None, zero_division=np.nan)
+        recall = recall_score(true, pred, labels=labels, average=None, zero_division=np.nan)
+    out["roc_auc"] = roc_auc(true, np.asarray(proba), len(classes))
     for name, p, r in zip(classes, precision, recall, strict=False):
         out[f"precision:{name}"] = p
         out[f"recall:{name}"] = r

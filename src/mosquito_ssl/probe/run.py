@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,11 @@ from ..errors import ConfigError, DataError
 from . import linear
 from .config import HANDCRAFTED, ProbeConfig
 from .metrics import ROW_KEYS, classification_metrics, confusion, mean_and_std, predictions_frame, to_rows
+
+if TYPE_CHECKING:
+    from transformers import ASTModel
+
+    from ..data.features import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +43,15 @@ class ProbeResult:
 class Prepared:
     """Everything a probe needs, checked: encoder, features, integer labels, splits or folds."""
 
-    model: object | None
-    cache: object
+    model: ASTModel | None  # None for the handcrafted baseline
+    cache: FeatureCache
     classes: list[str]
     y: np.ndarray
-    groups: list | None
-    parts: dict | None
-    folds: list | None
-    counts: dict
-    summary: dict
+    groups: list[str | None] | None
+    parts: dict[str, np.ndarray] | None  # one split; None under k-fold
+    folds: list[dict[str, np.ndarray]] | None  # k-fold; None with one split
+    counts: dict[str, dict[str, int]]
+    summary: dict[str, Any]
     embeddings_dir: Path | None = None
 
 
@@ -65,7 +71,9 @@ def _encoder(cfg: ProbeConfig):
             f"--layer {cfg.layer} does not exist: the encoder has layers 0 (embedding "
             f"output) .. {model.config.num_hidden_layers}"
         )
-    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), settings
+    # transformers wraps PreTrainedModel.to with functools.wraps(torch.nn.Module.to); typeshed's
+    # _Wrapped is no descriptor, so mypy takes the device for ``self``.
+    return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), settings  # type: ignore[arg-type]
 
 
 def _labelled_dataset(cfg: ProbeConfig, settings):
@@ -99,7 +107,9 @@ def _labelled_dataset(cfg: ProbeConfig, settings):
     return dataset
 
 
-def _split(cfg: ProbeConfig, cache, y: np.ndarray, classes: list[str]):
+def _split(
+    cfg: ProbeConfig, cache: FeatureCache, y: np.ndarray, classes: list[str]
+) -> tuple[dict[str, np.ndarray] | None, list[dict[str, np.ndarray]] | None]:
     from ..data.splits import kfold_indices, split_indices
 
     labels, groups = [classes[k] for k in y], cache.groups
@@ -130,9 +140,11 @@ def prepare(cfg: ProbeConfig) -> Prepared:
     cache = build_features(
         dataset, settings, cache_dir=None if cfg.cache_dir is None else Path(cfg.cache_dir) / "features"
     )
-    classes = sorted({i.label for i in cache.items})
+    labels = cache.labels
+    assert labels is not None, "_labelled_dataset checked that every clip has a label"
+    classes = sorted(set(labels))
     codes = {c: k for k, c in enumerate(classes)}
-    y = np.asarray([codes[i.label] for i in cache.items])
+    y = np.asarray([codes[label] for label in labels])
     parts, folds = _split(cfg, cache, y, classes)
     counts = {
         name: {classes[k]: int(n) for k, n in enumerate(np.bincount(y[idx], minlength=len(classes)))}
@@ -161,6 +173,7 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
     if cfg.probe == "finetune":
         from .finetune import finetune
 
+        assert prep.parts is not None, "ProbeConfig rejects --folds with finetune"
         fit = finetune(cfg, prep.model, prep.cache, prep.y, prep.parts, prep.classes, run_dir)
         entries, params = [("finetune", None, fit)], dict(fit.params)
         rows, preds, headline = _evaluate(cfg, prep, entries)
@@ -169,6 +182,7 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
         if cfg.folds:
             rows, preds, headline, params = _cross_validate(cfg, prep, E)
         else:
+            assert prep.parts is not None, "without --folds _split returns the parts"
             entries, params = probe_entries(cfg, E, prep.y, prep.parts, len(prep.classes))
             rows, preds, headline = _evaluate(cfg, prep, entries)
     if "best_layer" in params:
@@ -206,6 +220,7 @@ def _embeddings(cfg: ProbeConfig, prep: Prepared) -> np.ndarray:
     from ..model.encoder import encoder_fingerprint
     from .embeddings import compute_embeddings
 
+    assert prep.model is not None, "only the handcrafted baseline has no encoder"
     emb = compute_embeddings(
         prep.model, prep.cache, encoder_fingerprint(prep.model), batch_size=cfg.batch_size, cache_dir=cfg.cache_dir
     )
@@ -218,7 +233,7 @@ def probe_entries(cfg: ProbeConfig, E: np.ndarray, y: np.ndarray, parts: dict, n
     if cfg.probe == "layerwise":
         fits, best = linear.layerwise_probe(E, y, parts, n_classes, cfg.c_grid, cfg.seed)
         weighted = linear.weighted_probe(E, y, parts, n_classes, cfg.seed)
-        entries = [("layerwise", i, f) for i, f in enumerate(fits)]
+        entries: list[tuple[str, int | None, linear.Fit]] = [("layerwise", i, f) for i, f in enumerate(fits)]
         entries += [("layerwise", None, fits[best]), ("weighted", None, weighted)]
         params = {
             "best_layer": best,
@@ -241,6 +256,7 @@ def _keys(cfg: ProbeConfig, probe: str) -> dict:
 
 def _evaluate(cfg: ProbeConfig, prep: Prepared, entries):
     """Rows for val and test of every entry; predictions of the headline entry."""
+    assert prep.parts is not None, "_evaluate scores one split, not k folds"
     rows, preds, headline = [], [], {}
     for probe, layer, fit in entries:
         for split, proba in fit.proba.items():
@@ -267,6 +283,7 @@ def _fold_parts(cfg: ProbeConfig, prep: Prepared, fold: dict) -> dict:
 
 def _cross_validate(cfg: ProbeConfig, prep: Prepared, E: np.ndarray):
     """k folds: test-fold metrics per (probe, layer) -> mean and std rows with split ``cv``."""
+    assert prep.folds is not None, "_cross_validate runs only with --folds"
     per_key: dict[tuple, list[dict]] = {}
     preds, params_all = [], []
     for k, fold in enumerate(prep.folds):
