@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -27,13 +28,16 @@ def test_every_command_has_an_example():
         assert result.exit_code == 0 and "Example:" in result.output, command
 
 
-def test_linear_prints_run_dir_and_table(synth, tmp_path):
+def test_linear_prints_table_and_where_results_are(synth, tmp_path):
     result = CliRunner().invoke(
         app,
         ["linear", str(synth), "--encoder", "handcrafted", "--out", str(tmp_path), "--run-name", "hand", "--seed", "1"],
     )
     assert result.exit_code == 0, result.output
-    assert f"run dir: {tmp_path / 'hand'}" in result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"done: {tmp_path / 'hand' / 'results.csv'}; next: compare encoders with "
+        "mosquito-ssl benchmarks run configs/mask_strength.toml"
+    )
     assert "balanced_accuracy" in result.output and (tmp_path / "hand" / "DONE").exists()
 
 
@@ -53,3 +57,13 @@ def test_bad_label_column_is_a_user_error(synth, tmp_path):
     )
     assert result.exit_code != 0
     assert isinstance(result.exception, ConfigError) and "nope" in str(result.exception)
+
+
+@pytest.mark.parametrize("flag", ["--encoder-name", "--encoder-label"])  # --encoder-label: the old, hidden spelling
+def test_encoder_name_sets_the_encoder_column(synth, tmp_path, flag):
+    args = ["linear", str(synth), "--encoder", "handcrafted", "--out", str(tmp_path), "--run-name", "n"]
+    result = CliRunner().invoke(app, [*args, flag, "audioset"])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(tmp_path / "n" / "results.csv")["encoder"]) == {"audioset"}
+    help_text = CliRunner().invoke(app, ["linear", "--help"]).output
+    assert "--encoder-name" in help_text and "--encoder-label" not in help_text

@@ -3,8 +3,6 @@ k-fold, and every bad input rejected before any encoder forward pass."""
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 import torch
@@ -153,21 +151,3 @@ def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
         run_probe(ProbeConfig(data=synth, encoder="random:tiny", layer=9, out=tmp_path))
     with pytest.raises(ConfigError, match="finetune"):
         ProbeConfig(data=synth, freeze="full")
-
-
-def test_presence_manifest_on_real_recordings(tmp_path):
-    from conftest import shared_data
-    from mosquito_ssl.probe.presence import presence_manifest
-
-    root = shared_data("humbug_ecml_culex")
-    meta = pd.read_csv(root / "metadata.csv")
-    subset = meta[meta["label_row"].isin([21, 25])]  # one with mosquito, one without
-    subset.to_csv(tmp_path / "meta.csv", index=False)
-    labels = root / "culex_quinquefasciatus" / "labels" / "data_corrob_all_0or1.txt"
-    out = presence_manifest(root, labels, tmp_path / "clips" / "manifest.csv", metadata=tmp_path / "meta.csv")
-    table = pd.read_csv(out)
-    assert set(table["label"]) == {"mosquito", "background"}
-    assert set(table["group"]) == {"0021_norm", "0025_norm"}
-    assert (table[table["group"] == "0025_norm"]["label"] == "background").all()
-    assert all((out.parent / p).is_file() for p in table["path"])
-    assert json.dumps(table.columns.tolist()) == '["path", "label", "group"]'

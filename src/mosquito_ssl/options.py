@@ -40,3 +40,18 @@ HopOpt = Annotated[
     Optional[float], typer.Option("--hop", help="Hop between consecutive clips in seconds (default = window).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+# The data-source options of every command that reads labelled clips (data inspect, probe *).
+LabelColumnOpt = Annotated[
+    Optional[str], typer.Option("--label-column", help="Manifest column holding the class (default: label).")
+]
+GroupColumnOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--group-column",
+        help="Column grouping clips (recording, site, device; default: group): never split across train/val/test.",
+    ),
+]
+AudioDirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--audio-dir", help="Folder holding the audio a CSV lists (default: the CSV's folder)."),
+]

@@ -30,7 +30,7 @@ GRID_DEFAULTS: dict[str, list[Any]] = {
     "loss_on": ["all"],
     "freeze": ["frozen"],
     "probe": ["linear"],
-    "pooling": ["mean"],
+    "pooling": ["freq_stack"],
     "seed": [0],
 }
 # Set per cell by the sweep itself, so they may not appear in [pretrain] / [probe].
@@ -55,7 +55,7 @@ PROBE_OWNED = {
     "freeze": "grid.freeze",
     "pooling": "grid.pooling",
     "seed": "grid.seed",
-    "encoder_label": "the sweep",
+    "encoder_name": "the sweep",
     "force": "--force",
 }
 

@@ -208,7 +208,7 @@ class SweepSpec:
             freeze=cell.freeze,
             pooling=pooling,
             seed=cell.seed,
-            encoder_label=cell.encoder,
+            encoder_name=cell.encoder,
             force=force,
         )
         return resolve(ProbeConfig, overrides=values)

@@ -1,7 +1,8 @@
-"""``mosquito-ssl data``: generate the synthetic set and inspect a data source.
+"""``mosquito-ssl data``: generate the synthetic set, inspect a data source, cut presence clips.
 
     mosquito-ssl data synth data/synth --seed 0
     mosquito-ssl data inspect data/synth
+    mosquito-ssl data presence AUDIO_DIR LABELS.txt data/culex_presence/manifest.csv
 
 Thin: each command parses options and calls one library function; heavy imports stay inside.
 """
@@ -14,7 +15,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..options import ClipSecondsOpt, HopOpt, JsonOpt, LayoutOpt, SeedOpt, WindowOpt
+from ..options import (
+    AudioDirOpt,
+    ClipSecondsOpt,
+    GroupColumnOpt,
+    HopOpt,
+    JsonOpt,
+    LabelColumnOpt,
+    LayoutOpt,
+    SeedOpt,
+    WindowOpt,
+)
 
 app = typer.Typer(help="Prepare data: synthetic mosquito tones, layouts, feature caches.", no_args_is_help=True)
 
@@ -45,8 +56,9 @@ def synth(
     )
     n_species = len(species) if species else 4
     typer.echo(
-        f"{path}: {n_species} species x {recordings} recordings x {clips} clips = {n_species * recordings * clips} clips"
+        f"{n_species} species x {recordings} recordings x {clips} clips = {n_species * recordings * clips} clips"
     )
+    typer.echo(f"done: {path / 'manifest.csv'}; next: mosquito-ssl data inspect {path}")
 
 
 @app.command(epilog="Example: mosquito-ssl data inspect data/synth")
@@ -55,13 +67,9 @@ def inspect(
     layout: LayoutOpt = None,
     window: WindowOpt = None,
     hop: HopOpt = None,
-    label_column: Annotated[Optional[str], typer.Option("--label-column", help="CSV column holding labels.")] = None,
-    group_column: Annotated[
-        Optional[str], typer.Option("--group-column", help="CSV column grouping clips (recording, site, device).")
-    ] = None,
-    audio_dir: Annotated[
-        Optional[Path], typer.Option("--audio-dir", help="Folder holding the audio a CSV lists.")
-    ] = None,
+    label_column: LabelColumnOpt = None,
+    group_column: GroupColumnOpt = None,
+    audio_dir: AudioDirOpt = None,
     clip_seconds: ClipSecondsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -72,7 +80,49 @@ def inspect(
         data, layout=layout or "auto", window=window, hop=hop, label_column=label_column,
         group_column=group_column, audio_dir=audio_dir, clip_seconds=1.0 if clip_seconds is None else clip_seconds,
     )  # fmt: skip
-    typer.echo(json.dumps(report, indent=2) if as_json else _format(report))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(_format(report))
+    typer.echo(f"done: {report['cache']}; next: mosquito-ssl pretrain {data} --preset tiny")
+
+
+PRESENCE_EXAMPLE = (
+    "Example: mosquito-ssl data presence ../shared/data/humbug_ecml_culex "
+    "../shared/data/humbug_ecml_culex/culex_quinquefasciatus/labels/data_corrob_all_0or1.txt "
+    "data/culex_presence/manifest.csv"
+)
+
+
+def presence(
+    audio_dir: Annotated[Path, typer.Argument(help="Folder the metadata CSV's paths are relative to.")],
+    labels_txt: Annotated[Path, typer.Argument(help="Label file: one line of 0.1-s 0/1 cells per recording.")],
+    out_csv: Annotated[Path, typer.Argument(help="Manifest to write; clips go to its folder's clips/.")],
+    window: WindowOpt = None,
+    hop: HopOpt = None,
+    min_fraction: Annotated[
+        float, typer.Option("--min-fraction", help="Mosquito when at least this fraction of cells is 1.")
+    ] = 0.5,
+    metadata: Annotated[
+        Optional[Path], typer.Option("--metadata", help="CSV with path,label_row (default AUDIO_DIR/metadata.csv).")
+    ] = None,
+) -> None:
+    """Cut recordings with 0.1-s presence labels into mosquito/background clips."""
+    from .presence import presence_manifest
+
+    path = presence_manifest(
+        audio_dir,
+        labels_txt,
+        out_csv,
+        window=window or 1.0,
+        hop=hop or window or 1.0,
+        min_fraction=min_fraction,
+        metadata=metadata,
+    )
+    typer.echo(f"done: {path}; next: mosquito-ssl probe linear {path.parent} --encoder random:tiny")
+
+
+app.command("presence", epilog=PRESENCE_EXAMPLE)(presence)
 
 
 def _format(report: dict) -> str:

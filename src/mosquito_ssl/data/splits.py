@@ -11,7 +11,7 @@ this module only chooses the splitter, checks inputs and verifies the group guar
 from __future__ import annotations
 
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 
 import numpy as np
@@ -177,9 +177,3 @@ def kfold_indices(
     for fold in out:
         check_no_leakage(fold, groups)
     return out
-
-
-def class_balance(labels: Sequence, idx: np.ndarray) -> dict[str, float]:
-    """Fraction of each class among ``idx`` (for reports and tests of stratification)."""
-    counts = Counter(str(labels[i]) for i in idx)
-    return {c: counts[c] / max(1, len(idx)) for c in sorted(counts)}

@@ -6,7 +6,7 @@
     mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1
 
 Thin: each command builds a ``ProbeConfig`` (defaults < ``--config`` TOML ``[probe]`` < flags),
-calls ``run_probe`` and prints the run directory and the headline test metrics.
+calls ``run_probe`` and prints the headline test metrics, then where the results are.
 """
 
 from __future__ import annotations
@@ -18,8 +18,20 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
+from ..data import cli as data_cli
 from ..errors import ConfigError
-from ..options import ConfigOpt, ForceOpt, HopOpt, LayoutOpt, OutOpt, SeedOpt, WindowOpt
+from ..options import (
+    AudioDirOpt,
+    ConfigOpt,
+    ForceOpt,
+    GroupColumnOpt,
+    HopOpt,
+    LabelColumnOpt,
+    LayoutOpt,
+    OutOpt,
+    SeedOpt,
+    WindowOpt,
+)
 
 Opt = typer.Option
 app = typer.Typer(
@@ -91,18 +103,16 @@ def _make(probe: str):
             Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted."),
         ] = None,
         pooling: Annotated[
-            Optional[str], Opt(help="cls, dist, cls_dist, mean (default), cls+mean, freq_stack or freq_mean_max.")
+            Optional[str], Opt(help="freq_stack (default), freq_mean_max, mean, cls, dist, cls_dist or cls+mean.")
         ] = None,
         layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
         freeze: Annotated[Optional[str], Opt(help="Encoder parts that train: frozen, partial:K or full.")] = None,
         folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
         seed: SeedOpt = None,
-        label_column: Annotated[Optional[str], Opt(help="Manifest column holding the class.")] = None,
-        group_column: Annotated[
-            Optional[str], Opt(help="Column grouping clips (recording, site): never split across train/val/test.")
-        ] = None,
+        label_column: LabelColumnOpt = None,
+        group_column: GroupColumnOpt = None,
         split_column: Annotated[Optional[str], Opt(help="Column with a predefined train/val/test split.")] = None,
-        audio_dir: Annotated[Optional[Path], Opt(help="Folder holding the audio a CSV lists.")] = None,
+        audio_dir: AudioDirOpt = None,
         layout: LayoutOpt = None,
         window: WindowOpt = None,
         hop: HopOpt = None,
@@ -110,9 +120,11 @@ def _make(probe: str):
         epochs: Annotated[Optional[int], Opt(help="Epochs (20).")] = None,
         batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
         patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (5).")] = None,
-        encoder_label: Annotated[
+        encoder_name: Annotated[
             Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
         ] = None,
+        # The old spelling of --encoder-name ("label" means a class everywhere else).
+        encoder_label: Annotated[Optional[str], Opt(hidden=True)] = None,
         out: OutOpt = None,
         run_name: Annotated[Optional[str], Opt(help="Run directory name under --out.")] = None,
         config: ConfigOpt = None,
@@ -125,10 +137,15 @@ def _make(probe: str):
         from .run import run_probe
 
         flags["force"] = force or None
+        legacy_name = flags.pop("encoder_label")
+        flags["encoder_name"] = legacy_name if encoder_name is None else encoder_name
         cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
         result = run_probe(cfg)
-        typer.echo(f"run dir: {result.run_dir}")
         typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))
+        typer.echo(
+            f"done: {result.run_dir / 'results.csv'}; next: compare encoders with "
+            "mosquito-ssl benchmarks run configs/mask_strength.toml"
+        )
 
     command.__doc__ = DOCS[probe]
     command.__name__ = probe
@@ -144,29 +161,6 @@ for _probe in DOCS:
     app.command(_probe, cls=_ProbeCommand, epilog=EPILOGS[_probe])(_make(_probe))
 
 
-@app.command(
-    "presence",
-    epilog="Example: mosquito-ssl probe presence ../shared/data/humbug_ecml_culex LABELS.txt data/culex/manifest.csv",
-)
-def presence(
-    audio_dir: Annotated[Path, typer.Argument(help="Folder the metadata CSV's paths are relative to.")],
-    labels_txt: Annotated[Path, typer.Argument(help="Label file: one line of 0.1-s 0/1 cells per recording.")],
-    out_csv: Annotated[Path, typer.Argument(help="Manifest to write; clips go to its folder's clips/.")],
-    window: WindowOpt = None,
-    hop: HopOpt = None,
-    min_fraction: Annotated[float, Opt(help="Mosquito when at least this fraction of cells is 1.")] = 0.5,
-    metadata: Annotated[Optional[Path], Opt(help="CSV with path,label_row (default AUDIO_DIR/metadata.csv).")] = None,
-) -> None:
-    """Cut recordings with 0.1-s presence labels into mosquito/background clips."""
-    from .presence import presence_manifest
-
-    path = presence_manifest(
-        audio_dir,
-        labels_txt,
-        out_csv,
-        window=window or 1.0,
-        hop=hop or window or 1.0,
-        min_fraction=min_fraction,
-        metadata=metadata,
-    )
-    typer.echo(f"manifest: {path}")
+# Cutting presence clips is the data stage's job (`mosquito-ssl data presence`); the old
+# spelling stays as a hidden alias so existing scripts keep working.
+app.command("presence", hidden=True, epilog=data_cli.PRESENCE_EXAMPLE)(data_cli.presence)

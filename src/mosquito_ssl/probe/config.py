@@ -2,21 +2,22 @@
 
     mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny --pooling mean
 
-Owns the probe/pooling/freeze vocabularies, the run-directory name (``<out>/<run_name or
+Owns the pooling vocabulary (the probe kinds are ``probe/kinds.py``'s, the freeze forms
+``model/freeze.py``'s), the run-directory name (``<out>/<run_name or
 probe-<hash of the science settings>>``) and the ``encoder`` column written in result rows.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runs
 from ..errors import ConfigError
+from ..model.freeze import parse_freeze
+from .kinds import FINETUNE, PROBES, pairs
 
-PROBES = ("linear", "layerwise", "mlp", "finetune")
 # freq_stack / freq_mean_max keep the frequency axis (model/pooling.py): M2D and BYOL-A poolings
 POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean", "freq_stack", "freq_mean_max")
 HANDCRAFTED = "handcrafted"
@@ -33,7 +34,7 @@ class ProbeConfig:
     run_name: str | None = None
     probe: str = "linear"
     freeze: str = "frozen"
-    pooling: str = "mean"
+    pooling: str = "freq_stack"  # by evidence: README "Which SSL method?"
     layer: int | None = None
     layout: str = "auto"
     label_column: str | None = None
@@ -53,7 +54,7 @@ class ProbeConfig:
     batch_size: int = 32
     patience: int = 5
     dropout: float = 0.1
-    encoder_label: str | None = None
+    encoder_name: str | None = None  # the ``encoder`` column of result rows (default: row_encoder)
     cache_dir: Path | None = None
     force: bool = False
 
@@ -62,14 +63,12 @@ class ProbeConfig:
             raise ConfigError(f"--probe {self.probe!r} is not valid: use one of {', '.join(PROBES)}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"--pooling {self.pooling!r} is not valid: use one of {', '.join(POOLINGS)}")
-        if self.freeze not in ("frozen", "full", "none") and not re.fullmatch(r"partial:\d+", self.freeze):
-            raise ConfigError(f"--freeze {self.freeze!r} is not valid: use frozen, partial:K or full")
-        if self.probe != "finetune" and self.freeze != "frozen":
+        if self.probe not in pairs(str(parse_freeze(self.freeze))):
             raise ConfigError(
                 f"--freeze {self.freeze} trains the encoder: only --probe finetune does "
                 "that; drop --freeze or use the finetune command"
             )
-        if self.encoder == HANDCRAFTED and self.probe == "finetune":
+        if self.encoder == HANDCRAFTED and self.probe == FINETUNE:
             raise ConfigError("--encoder handcrafted has no network to fine-tune: use linear or mlp")
         if self.encoder == HANDCRAFTED and (self.probe == "layerwise" or self.layer is not None):
             raise ConfigError("--encoder handcrafted has no layers: use the linear or mlp probe without --layer")
@@ -87,14 +86,15 @@ class ProbeConfig:
             )
 
     @property
-    def freeze_label(self) -> str:
-        return "full" if self.freeze == "none" else self.freeze
+    def row_freeze(self) -> str:
+        """The ``freeze`` column of result rows: the canonical spelling (``none`` -> ``full``)."""
+        return str(parse_freeze(self.freeze))
 
     @property
-    def label(self) -> str:
-        """Value of the ``encoder`` column in result rows (benchmarks may override it)."""
-        if self.encoder_label:
-            return self.encoder_label
+    def row_encoder(self) -> str:
+        """The ``encoder`` column of result rows (``encoder_name``, which the sweep sets, wins)."""
+        if self.encoder_name:
+            return self.encoder_name
         if self.encoder == HANDCRAFTED:
             return HANDCRAFTED
         return "random" if str(self.encoder).startswith("random:") else "ssl"

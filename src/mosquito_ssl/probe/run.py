@@ -251,7 +251,7 @@ def probe_entries(cfg: ProbeConfig, E: np.ndarray, y: np.ndarray, parts: dict, n
 
 
 def _keys(cfg: ProbeConfig, probe: str) -> dict:
-    return dict(encoder=cfg.label, freeze=cfg.freeze_label, probe=probe, pooling=cfg.row_pooling, seed=cfg.seed)
+    return dict(encoder=cfg.row_encoder, freeze=cfg.row_freeze, probe=probe, pooling=cfg.row_pooling, seed=cfg.seed)
 
 
 def _evaluate(cfg: ProbeConfig, prep: Prepared, entries):

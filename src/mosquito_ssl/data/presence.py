@@ -1,16 +1,17 @@
 """Mosquito-presence windows from per-0.1-s labels (the HumBug ECML Culex recordings).
 
-    mosquito-ssl probe presence ../shared/data/humbug_ecml_culex \\
+    mosquito-ssl data presence ../shared/data/humbug_ecml_culex \\
         ../shared/data/humbug_ecml_culex/culex_quinquefasciatus/labels/data_corrob_all_0or1.txt \\
         data/culex_presence/manifest.csv
     mosquito-ssl probe linear data/culex_presence --encoder runs/pretrain-tiny
 
-Owns ``presence_manifest``: cut every recording into ``window``-second clips every ``hop``
-seconds, label a clip ``mosquito`` when at least ``min_fraction`` of its 0.1-s label cells say
-mosquito and ``background`` when at most ``max_background`` do (clips in between are
-ambiguous and left out), group clips by recording. The csv layout of ``data.manifest`` has no
-``offset`` column, so the clips are written as WAV files (native sample rate) next to the
-manifest (``path,label,group``).
+Part of the data stage (it writes clips and a manifest); ``mosquito-ssl probe presence`` is a
+hidden alias kept for old scripts. Owns ``presence_manifest``: cut every recording into
+``window``-second clips every ``hop`` seconds, label a clip ``mosquito`` when at least
+``min_fraction`` of its 0.1-s label cells say mosquito and ``background`` when at most
+``max_background`` do (clips in between are ambiguous and left out), group clips by recording.
+The csv layout of ``data.manifest`` has no ``offset`` column, so the clips are written as WAV
+files (native sample rate) next to the manifest (``path,label,group``).
 """
 
 from __future__ import annotations
