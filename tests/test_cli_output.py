@@ -81,3 +81,12 @@ def test_pretrain_ends_with_one_line_whose_next_command_runs(pretrained):
     assert not RAW_DICT.search(text), text
     assert "Loading weights" not in text, text  # transformers' loading bar is off
     assert len(lines) <= 20, text
+
+
+def test_finetune_prints_no_trainer_dictionaries(pretrained):
+    tmp, _ = pretrained
+    log = tmp / "finetune.log"
+    args = ("--encoder", tmp / "runs" / "t", "--epochs", "2", "--batch-size", "4", "--out", tmp / "probes")
+    stdout = _run(_cli("probe", "finetune", tmp / "synth", *args), log)
+    assert not RAW_DICT.search(stdout + log.read_text()), stdout + log.read_text()
+    assert stdout.splitlines()[-1].startswith("done: "), stdout  # the results table, then one line

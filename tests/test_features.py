@@ -9,9 +9,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from mosquito_ssl import runs
 from mosquito_ssl.data import audio
 from mosquito_ssl.data.cli import app
-from mosquito_ssl.data.features import FeatureDataset, FeatureSettings, build_features, default_cache_dir
+from mosquito_ssl.data.features import FeatureDataset, FeatureSettings, build_features
 from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import DataError
@@ -42,14 +43,25 @@ def test_shape_and_cache_reuse(synth_dir):
     assert cache.features.shape == (16, 100, 128) and cache.features.dtype == np.float32
     assert cache.labels == ds.labels and len(cache) == 16
     assert (cache.path / "DONE").exists()
-    assert str(cache.path).startswith(str(default_cache_dir()))
+    assert cache.path.parent == runs.cache_folder("features")  # $MOSQUITO_SSL_CACHE/features/<key>
     first = np.array(cache.features)
     again = build_features(ds, FeatureSettings(), progress=False)
     assert audio.DECODES - before == 16  # the second call decoded nothing
     assert again.path == cache.path and np.array_equal(np.asarray(again.features), first)
     assert isinstance(again.features, np.memmap) and not again.features.flags.writeable
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="read-only"):
         again.features[0, 0, 0] = 1.0
+
+
+def test_no_progress_bar_when_stderr_is_no_terminal(synth_dir, tmp_path, capfd):
+    build_features(read_dataset(synth_dir), FeatureSettings(), cache_dir=tmp_path, progress=True)
+    err = capfd.readouterr().err
+    assert "clip/s" not in err and "\r" not in err, err  # a log file gets no bar and no line per update
+
+
+def test_cache_dir_is_a_cache_root(synth_dir, tmp_path):
+    cache = build_features(read_dataset(synth_dir), FeatureSettings(), cache_dir=tmp_path, progress=False)
+    assert cache.path.parent == tmp_path / "features"  # the layout pretraining and probes share
 
 
 def test_changed_setting_makes_new_key(synth_dir, tmp_path):

@@ -67,3 +67,34 @@ def test_encoder_name_sets_the_encoder_column(synth, tmp_path, flag):
     assert set(pd.read_csv(tmp_path / "n" / "results.csv")["encoder"]) == {"audioset"}
     help_text = CliRunner().invoke(app, ["linear", "--help"]).output
     assert "--encoder-name" in help_text and "--encoder-label" not in help_text
+
+
+FINETUNE_ONLY = ("--freeze", "--lr", "--epochs", "--patience")
+
+
+@pytest.mark.parametrize("command", ["linear", "layerwise", "mlp"])
+def test_frozen_probes_list_no_finetune_option(command):
+    help_text = CliRunner().invoke(app, [command, "--help"], terminal_width=200).output
+    assert not [flag for flag in FINETUNE_ONLY if flag in help_text], help_text
+    assert "--encoder" in help_text and "--label-column" in help_text  # the shared ones stay
+
+
+def test_finetune_lists_its_own_options_and_no_layer():
+    help_text = CliRunner().invoke(app, ["finetune", "--help"], terminal_width=200).output
+    assert all(flag in help_text for flag in FINETUNE_ONLY), help_text
+    assert "--layer " not in help_text and "--folds" not in help_text
+
+
+@pytest.mark.parametrize("arg", ["--lr", "--lr=0.1"])
+@pytest.mark.parametrize("command", ["linear", "layerwise", "mlp"])
+def test_finetune_option_elsewhere_names_the_command_that_takes_it(synth, command, arg):
+    args = [command, str(synth), "--encoder", "handcrafted", arg] + ([] if "=" in arg else ["0.1"])
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ConfigError), result.output
+    assert "--lr is an option of `mosquito-ssl probe finetune`" in str(result.exception)
+
+
+def test_layer_on_finetune_names_the_probes_that_take_it(synth):
+    result = CliRunner().invoke(app, ["finetune", str(synth), "--layer", "1"])
+    assert isinstance(result.exception, ConfigError)
+    assert "`mosquito-ssl probe linear` or `mosquito-ssl probe mlp`" in str(result.exception)

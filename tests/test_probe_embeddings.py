@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mosquito_ssl import runs
 from mosquito_ssl.data.features import build_features
 from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
@@ -67,6 +68,18 @@ def test_second_request_runs_no_forward(encoded):
     assert before == embeddings.EMBED_FORWARDS
 
 
+def test_unfinished_entry_is_redone_from_clean(encoded):
+    model, cache = encoded
+    folder = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model)).folder
+    assert folder.parent == runs.cache_folder("embeddings")  # <cache root>/embeddings/<key>
+    (folder / "DONE").unlink()  # as if killed before the marker
+    (folder / ".mean.npy.tmp").write_bytes(b"half")
+    before = embeddings.EMBED_FORWARDS
+    again = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), progress=False)
+    assert again.folder == folder and (folder / "DONE").exists() and not (folder / ".mean.npy.tmp").exists()
+    assert before < embeddings.EMBED_FORWARDS  # recomputed, not read back
+
+
 def test_cached_width_mismatch_names_both_numbers(encoded):
     model, cache = encoded
     emb = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model))
@@ -101,5 +114,8 @@ def test_handcrafted_shape_and_cache(synth, monkeypatch):
     f0 = feats[:, 0, 2 * settings.num_mel_bins]
     assert ((f0 > 250) & (f0 < 700)).all()  # synthetic species fly at 300-600 Hz
     decodes = audio.DECODES
-    handcrafted_features(cache)
+    again = handcrafted_features(cache)
     assert decodes == audio.DECODES  # cached: no waveform decoded again
+    assert again.folder.parent.name == "handcrafted"  # its own sub-folder of the cache root
+    handcrafted_features(cache, force=True, progress=False)
+    assert decodes < audio.DECODES  # --force recomputes

@@ -3,12 +3,16 @@ k-fold, and every bad input rejected before any encoder forward pass."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
 
+from mosquito_ssl import runs
 from mosquito_ssl.data.synthetic import synthesize
-from mosquito_ssl.errors import CheckpointError, ConfigError, MosquitoSSLError
+from mosquito_ssl.errors import CheckpointError, ConfigError, DataError, MosquitoSSLError
 from mosquito_ssl.probe import embeddings
 from mosquito_ssl.probe.config import ProbeConfig
 from mosquito_ssl.probe.run import run_probe
@@ -58,6 +62,15 @@ def test_linear_probe_outputs_and_no_group_leak(synth, tmp_path):
     confusion = pd.read_csv(run / "confusion_test.csv", index_col=0)
     assert list(confusion.index) == SPECIES == list(confusion.columns)
     assert confusion.to_numpy().sum() == (preds["split"] == "test").sum()
+    counts = json.loads((run / "metrics.json").read_text())["counts"]
+    assert set(counts) == {"train", "val", "test"}
+    assert all(list(per_class) == SPECIES for per_class in counts.values())
+    for split in ("val", "test"):
+        assert (
+            counts[split]
+            == preds[preds["split"] == split]["label"].value_counts().reindex(SPECIES, fill_value=0).to_dict()
+        )
+    assert sum(sum(c.values()) for c in counts.values()) == 48  # every clip in exactly one split
 
 
 def test_rerun_reuses_everything(synth, tmp_path):
@@ -89,11 +102,16 @@ def _save_ssl(folder, hidden_override=None):
     return folder / "model.pth"
 
 
-def test_seed_style_model_pth_as_encoder(synth, tmp_path):
-    pth = _save_ssl(tmp_path / "seed")
+def test_original_pipeline_model_pth_as_encoder(synth, tmp_path):
+    from mosquito_ssl.model.checkpoints import encoder_fingerprint
+    from mosquito_ssl.model.encoder import build_encoder
+
+    pth = _save_ssl(tmp_path / "original")
     result = run_probe(ProbeConfig(data=synth, encoder=str(pth), out=tmp_path / "runs", **FAST))
     assert {r["encoder"] for r in result.rows} == {"ssl"}
-    assert result.metrics["headline"]["test"]["accuracy"] >= 0
+    embedded = runs.read_json(result.run_dir / runs.METADATA)["embeddings"]
+    # the probe embedded with the saved weights, not a fresh initialisation
+    assert runs.read_json(Path(embedded) / "info.json")["encoder"] == encoder_fingerprint(build_encoder("tiny", seed=3))
 
 
 def test_model_pth_width_mismatch_names_both_numbers(synth, tmp_path):
@@ -113,18 +131,24 @@ def test_handcrafted_and_kfold(synth, tmp_path):
     assert {"balanced_accuracy", "balanced_accuracy_std"} <= metrics
     preds = pd.read_csv(cv.run_dir / "predictions.csv")
     assert len(preds) == 48 and set(preds["fold"]) == {0, 1}
+    counts = json.loads((cv.run_dir / "metrics.json").read_text())["counts"]
+    assert set(counts) == {"fold0", "fold1"} and all(set(c) == {"train", "val", "test"} for c in counts.values())
+    for k, fold in enumerate(("fold0", "fold1")):
+        tested = preds[preds["fold"] == k]["label"].value_counts().to_dict()
+        assert {c: n for c, n in counts[fold]["test"].items() if n} == tested
+        assert sum(sum(c.values()) for c in counts[fold].values()) == 48
 
 
-def _bad(tmp_path, synth, **kwargs):
+def _bad(tmp_path, synth, error: type[MosquitoSSLError] = DataError, **kwargs):
     forwards = embeddings.EMBED_FORWARDS
-    with pytest.raises(MosquitoSSLError) as info:
+    with pytest.raises(error) as info:
         run_probe(ProbeConfig(encoder="random:tiny", out=tmp_path / "runs", **kwargs))
     assert forwards == embeddings.EMBED_FORWARDS  # rejected before any encoder forward pass
     return str(info.value)
 
 
 def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
-    msg = _bad(tmp_path, synth, data=synth, label_column="species")
+    msg = _bad(tmp_path, synth, ConfigError, data=synth, label_column="species")
     assert "species" in msg and "label" in msg and "group" in msg  # names it, lists columns
     one = _manifest(tmp_path, synth, label="aedes_aegypti")
     assert "only one class" in _bad(tmp_path, synth, data=one)
@@ -151,3 +175,22 @@ def test_bad_inputs_fail_early_with_clear_messages(synth, tmp_path):
         run_probe(ProbeConfig(data=synth, encoder="random:tiny", layer=9, out=tmp_path))
     with pytest.raises(ConfigError, match="finetune"):
         ProbeConfig(data=synth, freeze="full")
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"), [("frozen", "frozen"), ("none", "full"), ("full", "full"), ("partial:0", "partial:0")]
+)
+def test_freeze_is_checked_by_the_one_parser_and_stored_canonically(synth, given, stored):
+    cfg = ProbeConfig(data=synth, probe="finetune", freeze=given)
+    assert cfg.freeze == stored
+    same = ProbeConfig(data=synth, probe="finetune", freeze=stored)
+    assert cfg.run_dir() == same.run_dir()  # one spelling, one run directory
+
+
+def test_bad_freeze_names_the_flag_and_the_forms(synth, tmp_path):
+    with pytest.raises(ConfigError, match=r"--freeze 'partial:x'.*partial:K"):
+        ProbeConfig(data=synth, probe="finetune", freeze="partial:x")
+    # deeper than the encoder: rejected before any forward pass (the tiny preset has 3 blocks)
+    assert "partial:0 .. partial:3" in _bad(
+        tmp_path, synth, ConfigError, data=synth, probe="finetune", freeze="partial:4"
+    )

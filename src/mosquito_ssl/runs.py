@@ -10,6 +10,16 @@ Every stage writes into a run directory::
 
 Files are written to a temporary name in the same folder and renamed, so a kill
 at any moment leaves either the old file or the new one, never half of one.
+
+The same DONE rule guards every cache entry, and one skip-if-done / ``--force`` helper serves
+probe runs, pretraining and the caches: ``should_skip`` (done and not forced), ``begin`` (clear a
+stale DONE and a previous attempt's output) and ``building`` (``begin``, then DONE last). Caches
+live under one root, ``cache_root()``, in fixed sub-folders::
+
+    $MOSQUITO_SSL_CACHE (or ~/.cache/mosquito-ssl, or --cache-dir)/
+      features/<key>/     log-mel features (data/features.py), shared by pretraining and probes
+      embeddings/<key>/   frozen-encoder embeddings (probe/embeddings.py)
+      handcrafted/<key>/  hand-crafted baseline features (probe/baselines.py)
 """
 
 from __future__ import annotations
@@ -19,10 +29,13 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +43,7 @@ DONE = "DONE"
 CONFIG = "config.json"
 METADATA = "metadata.json"
 METRICS = "metrics.json"
+CACHE_KINDS = ("features", "embeddings", "handcrafted")
 
 
 def _jsonable(obj: Any) -> Any:
@@ -94,6 +108,46 @@ def clear_done(run_dir: Path) -> None:
     (Path(run_dir) / DONE).unlink(missing_ok=True)
 
 
+def should_skip(folder: Path, force: bool = False) -> bool:
+    """The one skip-if-done rule: a folder with its DONE marker is skipped unless ``force``."""
+    return is_done(folder) and not force
+
+
+def begin(folder: Path, clean: bool = True) -> Path:
+    """Make ``folder`` ready for (re)doing its work: no stale DONE; with ``clean``, no old output.
+
+    ``clean=False`` keeps what is there: a pretraining's checkpoints to resume from, or a cache
+    entry that another process may be filling at the same moment (its files are written under
+    per-process temporary names and renamed).
+    """
+    folder = Path(folder)
+    if clean and folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    clear_done(folder)
+    return folder
+
+
+@contextmanager
+def building(folder: Path, clean: bool = True) -> Iterator[Path]:
+    """``begin(folder)``, run the body, then write DONE last (never when the body raises)."""
+    yield begin(folder, clean)
+    mark_done(folder)
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache root: ``cache_dir`` when given, else ``$MOSQUITO_SSL_CACHE`` or ``~/.cache/mosquito-ssl``."""
+    base = cache_dir or os.environ.get("MOSQUITO_SSL_CACHE") or Path.home() / ".cache" / "mosquito-ssl"
+    return Path(base).expanduser()
+
+
+def cache_folder(kind: str, cache_dir: str | Path | None = None) -> Path:
+    """The fixed sub-folder of the cache root that holds one kind of cache entry (``CACHE_KINDS``)."""
+    if kind not in CACHE_KINDS:
+        raise ValueError(f"unknown cache kind {kind!r}: one of {', '.join(CACHE_KINDS)}")
+    return cache_root(cache_dir) / kind
+
+
 def git_commit() -> str | None:
     """Commit of the source tree this package runs from, if it is a git checkout."""
     here = Path(__file__).resolve().parent
@@ -147,16 +201,13 @@ def finish_run(run_dir: Path, metrics: Any, started: float | None = None, **extr
     return run_dir
 
 
-def prepare_run_dir(run_dir: Path, config: Any, force: bool = False) -> bool:
-    """Create ``run_dir`` and write its resolved config.
+def prepare_run_dir(run_dir: Path, config: Any, force: bool = False, clean: bool = False) -> bool:
+    """Create ``run_dir`` (``begin``) and write its resolved config.
 
     Returns False when the run is already done and ``force`` is not set (the caller
     then skips the work); True when work should proceed.
     """
-    run_dir = Path(run_dir)
-    if is_done(run_dir) and not force:
+    if should_skip(run_dir, force):
         return False
-    run_dir.mkdir(parents=True, exist_ok=True)
-    clear_done(run_dir)
-    write_json_atomic(run_dir / CONFIG, config)
+    write_json_atomic(begin(run_dir, clean) / CONFIG, config)
     return True

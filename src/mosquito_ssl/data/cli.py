@@ -74,7 +74,7 @@ def inspect(
     as_json: JsonOpt = False,
 ) -> None:
     """Read a data source, build its feature cache and summarise it."""
-    from .features import inspect_data
+    from .feature_cache import inspect_data  # torch-free: inspecting data loads no model
 
     report = inspect_data(
         data, layout=layout or "auto", window=window, hop=hop, label_column=label_column,

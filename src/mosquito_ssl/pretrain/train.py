@@ -173,7 +173,7 @@ def load_pretrain_data(cfg: PretrainConfig):
 
     dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=cfg.clip_seconds, window=cfg.window, hop=cfg.hop)
     settings = FeatureSettings(clip_seconds=cfg.clip_seconds)
-    cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)
+    cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)  # the cache probes read too
     # Pretraining is unsupervised: the split only keeps recordings (groups) on one side.
     parts = split_indices(
         len(cache), groups=cache.groups, fractions=(1 - cfg.val_fraction, cfg.val_fraction), seed=cfg.split_seed
@@ -235,14 +235,12 @@ def _check_run_dir(cfg: PretrainConfig, run_dir: Path) -> str | None:
 def pretrain(cfg: PretrainConfig) -> Path:
     """Run (or resume, or skip if done) one pretraining and return its run directory."""
     run_dir = cfg.run_dir()
-    if runs.is_done(run_dir) and not cfg.force:
+    if runs.should_skip(run_dir, cfg.force):
         log.info("pretraining %s is done; skipping (use --force to redo it)", run_dir)
         return run_dir
     checkpoint = _check_run_dir(cfg, run_dir)
-    if cfg.force and run_dir.exists() and int(os.environ.get("RANK", "0")) == 0:
-        import shutil
-
-        shutil.rmtree(run_dir)
+    if cfg.force and int(os.environ.get("RANK", "0")) == 0:
+        runs.begin(run_dir)  # start over, before other ranks write; without --force checkpoints stay
     started = time.time()
     cache, train_idx, val_idx = load_pretrain_data(cfg)
     log.info("pretraining %s: %d train / %d val clips, %s", run_dir, len(train_idx), len(val_idx), _summary(cfg))

@@ -8,19 +8,18 @@ The random-init and AudioSet baselines need no code here: they are encoders
 vector of a clip is: log-mel mean and std per band (from the cached AST features), the
 wingbeat fundamental f0 (harmonic product spectrum within 200-1000 Hz) and the relative
 amplitudes of harmonics 1-4. It is cached like embeddings, as ``handcrafted.npy`` of shape
-(N, 1, D) under ``embeddings/<key>/``, so the waveforms are decoded once.
+(N, 1, D) under ``handcrafted/<key>/`` of the cache root, so the waveforms are decoded once.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from .. import runs
-from .embeddings import Embeddings, cache_root, clip_list_hash
+from .embeddings import Embeddings, clip_list_hash
 
 log = logging.getLogger(__name__)
 
@@ -77,41 +76,49 @@ def logmel_stats(features: np.ndarray) -> np.ndarray:
     return np.concatenate([feats.mean(axis=1), feats.std(axis=1)], axis=1)
 
 
-def handcrafted_features(cache, cache_dir: Path | None = None, force: bool = False, chunk: int = 256) -> Embeddings:
+def handcrafted_features(
+    cache, cache_dir: Path | None = None, force: bool = False, chunk: int = 256, progress: bool = True
+) -> Embeddings:
     """(N, 1, 2F + 5) hand-crafted features of a FeatureCache's clips, cached on disk."""
-    from tqdm.auto import tqdm
-
-    from ..data.audio import BadAudio, load_audio
-
-    s = cache.settings
     key = {
         "kind": POOLING,
-        "features": runs._jsonable(s),
+        "features": runs._jsonable(cache.settings),
         "feature_cache": Path(cache.path).name,
         "clips": clip_list_hash(cache.items),
         "n": len(cache.items),
         "f0_range": list(F0_RANGE),
         "format": 1,
     }
-    folder = cache_root(cache_dir) / runs.settings_hash(key, 20)
-    if runs.is_done(folder) and not force:
+    folder = runs.cache_folder("handcrafted", cache_dir) / runs.settings_hash(key, 20)
+    if runs.should_skip(folder, force):
+        log.info("hand-crafted features cache hit: %s", folder)
         return Embeddings(folder)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    with runs.building(folder):  # unfinished or forced: start clean, DONE last
+        values = _compute(cache, chunk, progress)
+        tmp = folder / f".{POOLING}.npy.tmp"
+        with open(tmp, "wb") as fh:
+            np.save(fh, values)
+        tmp.replace(folder / f"{POOLING}.npy")
+        runs.write_json_atomic(folder / "info.json", {**key, "shape": list(values.shape), "poolings": [POOLING]})
+    return Embeddings(folder)
+
+
+def _compute(cache, chunk: int, progress: bool) -> np.ndarray:
+    """(N, 1, 2F + 5) float32: log-mel stats from the feature cache, wingbeat features from the audio."""
+    from tqdm.auto import tqdm
+
+    from ..data.audio import BadAudio, load_audio
+
+    s = cache.settings
     stats = np.concatenate([logmel_stats(cache.features[i : i + chunk]) for i in range(0, len(cache.items), chunk)])
     wing = np.zeros((len(cache.items), 1 + N_HARMONICS), dtype=np.float32)
-    for i, item in enumerate(tqdm(cache.items, desc="wingbeat f0", unit="clip", leave=False)):
+    # disable=None: no bar when stderr is no terminal (a log file gets no line per update)
+    bar = tqdm(cache.items, desc="wingbeat f0", unit="clip", leave=False, disable=None if progress else True)
+    for i, item in enumerate(bar):
         try:
             wave = load_audio(item.path, s.sample_rate, offset=item.offset, duration=s.clip_seconds)
         except BadAudio as exc:  # the feature cache decoded it already; a change on disk since
             log.warning("%s: %s; wingbeat features set to 0", item.path, exc)
             continue
         wing[i] = wingbeat_features(wave, s.sample_rate)
-    values = np.concatenate([stats, wing], axis=1)[:, None, :]
-    tmp = folder / f".{POOLING}.npy.tmp"
-    with open(tmp, "wb") as fh:
-        np.save(fh, values.astype(np.float32))
-    tmp.replace(folder / f"{POOLING}.npy")
-    runs.write_json_atomic(folder / "info.json", {**key, "shape": list(values.shape), "poolings": [POOLING]})
-    runs.mark_done(folder)
-    return Embeddings(folder)
+    return np.concatenate([stats, wing], axis=1)[:, None, :].astype(np.float32)

@@ -79,7 +79,7 @@ class _ProbeCommand(TyperCommand):
             if flag in elsewhere:
                 *rest, last = [f"`mosquito-ssl probe {p}`" for p in elsewhere[flag]]
                 where = f"{', '.join(rest)} or {last}" if rest else last
-                raise ConfigError(f"`mosquito-ssl probe {self.name}` has no {flag}: it is an option of {where}")
+                raise ConfigError(f"{flag} is an option of {where}, not of `mosquito-ssl probe {self.name}`")
         return super().parse_args(ctx, args)
 
 
@@ -130,31 +130,43 @@ def _make(probe: str):
         config: ConfigOpt = None,
         force: ForceOpt = False,
     ) -> None:
-        flags = dict(locals())
-        flags.pop("config")
-        from ..config import resolve
-        from .config import ProbeConfig
-        from .run import run_probe
-
-        flags["force"] = force or None
-        legacy_name = flags.pop("encoder_label")
-        flags["encoder_name"] = legacy_name if encoder_name is None else encoder_name
-        cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
-        result = run_probe(cfg)
-        typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))
-        typer.echo(
-            f"done: {result.run_dir / 'results.csv'}; next: compare encoders with "
-            "mosquito-ssl benchmarks run configs/mask_strength.toml"
-        )
+        _run(probe, dict(locals()))
 
     command.__doc__ = DOCS[probe]
     command.__name__ = probe
-    # One definition of every option; typer reads inspect.signature, which honours __signature__,
-    # so a probe lists only its own (a left-out one keeps its None default: "not given").
+    return _own_options_only(command, probe)
+
+
+def _own_options_only(command, probe: str):
+    """List only ``probe``'s options in ``command``'s signature (what typer reads).
+
+    One definition of every option; typer reads inspect.signature, which honours __signature__,
+    so a left-out option keeps its None default: "not given".
+    """
     signature = inspect.signature(command, eval_str=True)
     kept = [p for p in signature.parameters.values() if probe in ONLY.get(p.name, (probe,))]
     command.__dict__["__signature__"] = signature.replace(parameters=kept)
     return command
+
+
+def _run(probe: str, flags: dict[str, Any]) -> None:
+    """Resolve the ProbeConfig (defaults < --config < flags), run it, print the table and where it is."""
+    from ..config import resolve
+    from .config import ProbeConfig
+    from .run import run_probe
+
+    config = flags.pop("config")
+    flags["force"] = flags["force"] or None
+    legacy_name = flags.pop("encoder_label")
+    if flags["encoder_name"] is None:
+        flags["encoder_name"] = legacy_name
+    cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
+    result = run_probe(cfg)
+    typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))
+    typer.echo(
+        f"done: {result.run_dir / 'results.csv'}; next: compare encoders with "
+        "mosquito-ssl benchmarks run configs/mask_strength.toml"
+    )
 
 
 for _probe in DOCS:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .. import runs
 from ..errors import ConfigError
-from ..model.freeze import parse_freeze
+from ..model.freeze import canonical_freeze
 from .kinds import FINETUNE, PROBES, pairs
 
 # freq_stack / freq_mean_max keep the frequency axis (model/pooling.py): M2D and BYOL-A poolings
@@ -63,7 +63,9 @@ class ProbeConfig:
             raise ConfigError(f"--probe {self.probe!r} is not valid: use one of {', '.join(PROBES)}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"--pooling {self.pooling!r} is not valid: use one of {', '.join(POOLINGS)}")
-        if self.probe not in pairs(str(parse_freeze(self.freeze))):
+        # Stored canonically (``none`` -> ``full``), so the run name, config.json and the rows agree.
+        object.__setattr__(self, "freeze", canonical_freeze(self.freeze))
+        if self.probe not in pairs(self.freeze):
             raise ConfigError(
                 f"--freeze {self.freeze} trains the encoder: only --probe finetune does "
                 "that; drop --freeze or use the finetune command"
@@ -84,11 +86,6 @@ class ProbeConfig:
             raise ConfigError(
                 "--folds with --probe finetune would fine-tune K encoders: use --folds with linear, layerwise or mlp"
             )
-
-    @property
-    def row_freeze(self) -> str:
-        """The ``freeze`` column of result rows: the canonical spelling (``none`` -> ``full``)."""
-        return str(parse_freeze(self.freeze))
 
     @property
     def row_encoder(self) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +31,6 @@ log = logging.getLogger(__name__)
 
 # Encoder forward batches run since import; a cache hit adds none (tests read it).
 EMBED_FORWARDS = 0
-
-
-def cache_root(cache_dir: Path | None = None) -> Path:
-    base = cache_dir or os.environ.get("MOSQUITO_SSL_CACHE") or Path.home() / ".cache" / "mosquito-ssl"
-    return Path(base).expanduser() / "embeddings"
 
 
 def clip_list_hash(items) -> str:
@@ -124,28 +118,33 @@ def _check_entry(folder: Path, hidden: int, layers: int) -> None:
 
 
 def compute_embeddings(
-    model, cache, fingerprint: str, batch_size: int = 32, cache_dir: Path | None = None, force: bool = False
+    model,
+    cache,
+    fingerprint: str,
+    batch_size: int = 32,
+    cache_dir: Path | None = None,
+    force: bool = False,
+    progress: bool = True,
 ) -> Embeddings:
     """Embeddings of every clip of ``cache`` (a FeatureCache) under the frozen ``model``."""
     key = embedding_key(fingerprint, cache)
-    folder = cache_root(cache_dir) / runs.settings_hash(key, 20)
+    folder = runs.cache_folder("embeddings", cache_dir) / runs.settings_hash(key, 20)
     hidden, layers = model.config.hidden_size, model.config.num_hidden_layers + 1
-    if runs.is_done(folder) and not force:
+    if runs.should_skip(folder, force):
         _check_entry(folder, hidden, layers)
         log.info("embeddings cache hit: %s", folder)
         return Embeddings(folder)
-    if folder.exists():
-        shutil.rmtree(folder)  # unfinished or forced: start clean
-    folder.mkdir(parents=True)
-    _write_arrays(model, cache.features, folder, hidden, layers, batch_size)
-    runs.write_json_atomic(
-        folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden], "poolings": list(POOLINGS)}
-    )
-    runs.mark_done(folder)
+    with runs.building(folder):  # unfinished or forced: start clean, DONE last
+        _write_arrays(model, cache.features, folder, hidden, layers, batch_size, progress)
+        runs.write_json_atomic(
+            folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden], "poolings": list(POOLINGS)}
+        )
     return Embeddings(folder)
 
 
-def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch_size: int) -> None:
+def _write_arrays(
+    model, features, folder: Path, hidden: int, layers: int, batch_size: int, progress: bool = True
+) -> None:
     global EMBED_FORWARDS
     import torch
     from tqdm.auto import tqdm
@@ -163,7 +162,11 @@ def _write_arrays(model, features, folder: Path, hidden: int, layers: int, batch
     device = next(model.parameters()).device
     model.eval()
     with torch.inference_mode():
-        for start in tqdm(range(0, n, batch_size), desc="embeddings", unit="batch", leave=False):
+        # disable=None: no bar when stderr is no terminal (a log file gets no line per update)
+        bar = tqdm(
+            range(0, n, batch_size), desc="embeddings", unit="batch", leave=False, disable=None if progress else True
+        )
+        for start in bar:
             x = torch.from_numpy(np.array(features[start : start + batch_size])).to(device)  # copy off the memmap
             out = model(x, output_hidden_states=True)
             EMBED_FORWARDS += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..model.visible import patch_grid_of
@@ -121,6 +121,13 @@ def _optimizer(model: ASTClassifier, cfg):
     return torch.optim.AdamW(groups, weight_decay=0.01)
 
 
+class _DebugLog(TrainerCallback):
+    """The Trainer's log dictionaries go to the debug log (shown with ``mosquito-ssl -v``), not stdout."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logging.getLogger(__name__).debug("fine-tune %s", logs)
+
+
 def finetune(cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str], run_dir: Path) -> Fit:
     """Train on train, early-stop/select on val, predict val and test with softmax probabilities."""
     from ..data.features import FeatureDataset
@@ -137,8 +144,9 @@ def finetune(cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str]
         eval_dataset=FeatureDataset(cache, parts["val"], y),
         compute_metrics=_compute_metrics,
         optimizers=(_optimizer(model, cfg), None),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _DebugLog()],
     )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dictionary to stdout
     trainer.train()
     fit = Fit(
         params={

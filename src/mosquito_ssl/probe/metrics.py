@@ -44,7 +44,7 @@ def roc_auc(y_true: np.ndarray, proba: np.ndarray, n_classes: int) -> float:
 
 
 def classification_metrics(
-    y_true: Sequence[int], y_pred: Sequence[int], proba: np.ndarray, classes: Sequence[str]
+    y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray, proba: np.ndarray, classes: Sequence[str]
 ) -> dict[str, float]:
     """Headline and per-class metrics of integer-coded predictions (classes[i] names code i)."""
     true, pred = np.asarray(y_true), np.asarray(y_pred)
@@ -99,6 +99,14 @@ def predictions_frame(
     for k, name in enumerate(classes):
         frame[f"prob:{name}"] = np.asarray(proba)[:, k]
     return frame
+
+
+def class_counts(y: np.ndarray, parts: dict[str, np.ndarray], classes: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Clips per class in each split: ``{split: {class: n}}`` (every class, zeros included)."""
+    return {
+        split: {classes[k]: int(n) for k, n in enumerate(np.bincount(y[idx], minlength=len(classes)))}
+        for split, idx in parts.items()
+    }
 
 
 def mean_and_std(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:

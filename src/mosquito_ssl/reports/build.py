@@ -68,7 +68,7 @@ class ReportConfig:
 
 
 @dataclass
-class Prepared:
+class ReportRows:
     """Store rows selected and labelled for tables, statistics and plots."""
 
     store: Store
@@ -80,7 +80,7 @@ class Prepared:
     stats: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
-def prepare(cfg: ReportConfig) -> Prepared:
+def prepare(cfg: ReportConfig) -> ReportRows:
     """Load, validate the options against the store, label settings; no files written."""
     store = load_store(Path(cfg.store))
     tables.check_keys(store.results, cfg.rows, "--rows")
@@ -92,10 +92,10 @@ def prepare(cfg: ReportConfig) -> Prepared:
     keys = tables.row_keys(headline, cfg.rows, cfg.columns)
     headline = tables.label_settings(headline, keys)
     layers = tables.label_settings(layers, tables.row_keys(layers, cfg.rows, ())) if len(layers) else layers
-    return Prepared(store, headline, layers, keys)
+    return ReportRows(store, headline, layers, keys)
 
 
-def analyse(prep: Prepared, cfg: ReportConfig) -> Prepared:
+def analyse(prep: ReportRows, cfg: ReportConfig) -> ReportRows:
     """Statistics against the reference, then per-cell aggregates marked best / significant."""
     run_dirs = prep.store.cells.set_index("cell_id")["run_dir"]
     predictions = lru_cache(maxsize=None)(lambda cell: read_predictions(run_dirs.get(cell)))
@@ -138,7 +138,7 @@ def _summed_confusion(cells: pd.DataFrame, split: str) -> pd.DataFrame | None:
     return total.fillna(0)
 
 
-def confusion_matrices(prep: Prepared, cfg: ReportConfig) -> dict[str, pd.DataFrame]:
+def confusion_matrices(prep: ReportRows, cfg: ReportConfig) -> dict[str, pd.DataFrame]:
     """Best non-reference setting (first metric) and the reference with the same freeze and
     probe: title -> confusion counts summed over seeds; {} when either has no matrices."""
     head = prep.headline
@@ -169,7 +169,7 @@ def confusion_matrices(prep: Prepared, cfg: ReportConfig) -> dict[str, pd.DataFr
     return out
 
 
-def loss_histories(prep: Prepared) -> dict[str, tuple[str, list]]:
+def loss_histories(prep: ReportRows) -> dict[str, tuple[str, list]]:
     """pretrain_dir -> (mask setting label, log_history) for the done ssl cells."""
     done = prep.store.done
     ssl = done[(done["encoder"] == "ssl") & done["pretrain_dir"].notna()].drop_duplicates("pretrain_dir")
@@ -185,7 +185,7 @@ def loss_histories(prep: Prepared) -> dict[str, tuple[str, list]]:
     return out
 
 
-def make_plots(prep: Prepared, cfg: ReportConfig, out: Path) -> list[plots.Plot]:
+def make_plots(prep: ReportRows, cfg: ReportConfig, out: Path) -> list[plots.Plot]:
     made = []
     for metric in cfg.metrics:
         made.append(plots.mask_strength_plot(prep.headline, metric, out, cfg.percent))
