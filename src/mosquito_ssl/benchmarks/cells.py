@@ -17,25 +17,12 @@ from typing import TYPE_CHECKING, Any
 from .. import runs
 from ..errors import ConfigError
 from ..probe.kinds import HANDCRAFTED_PROBES, pairs
+from .schema import SETTING_COLUMNS
 
 if TYPE_CHECKING:
     from .spec import SweepSpec
 
 EXTRA_BASELINES = ("handcrafted", "audioset")
-# The setting columns a cell shares with the store's ``cells`` and ``results`` tables.
-SETTING_COLUMNS = (
-    "cell_id",
-    "sweep",
-    "encoder",
-    "method",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "seed",
-)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sqlite3
 
 SCHEMA_VERSION = "2"  # 2: the method column (stores of version 1 are migrated on open)
-CELL_COLUMNS = (
+# The setting columns a cell shares with both tables (seed last: results put layer before it).
+SETTING_COLUMNS = (
     "cell_id",
     "sweep",
     "encoder",
@@ -23,6 +24,9 @@ CELL_COLUMNS = (
     "probe",
     "pooling",
     "seed",
+)
+CELL_COLUMNS = (
+    *SETTING_COLUMNS,
     "status",
     "error",
     "run_dir",
@@ -35,23 +39,7 @@ CELL_COLUMNS = (
     "wall_time_s",
     "finished_at",
 )
-RESULT_COLUMNS = (
-    "cell_id",
-    "sweep",
-    "encoder",
-    "method",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "layer",
-    "seed",
-    "split",
-    "metric",
-    "value",
-)
+RESULT_COLUMNS = (*SETTING_COLUMNS[:-1], "layer", "seed", "split", "metric", "value")
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, method TEXT,
   mask_strength REAL, mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT,
