@@ -12,11 +12,10 @@ from mosquito_ssl.model.ema import ema_decay_at, ema_update, frozen_copy
 from mosquito_ssl.model.encoder import build_encoder
 from mosquito_ssl.model.mae import ASTMAE, MAESettings
 from mosquito_ssl.model.methods import build_ssl_model, method_settings
+from mosquito_ssl.model.presets import patch_grid
 from mosquito_ssl.model.teacher import ASTTeacher, TeacherSettings, teacher_targets
 from mosquito_ssl.model.visible import (
     encode_visible,
-    masked_cells,
-    patch_grid_of,
     patchify,
     random_patch_mask,
     set_patch_stride,
@@ -34,7 +33,7 @@ def test_visible_encoding_with_every_token_matches_ast_forward():
     for stride in (10, 16):
         encoder = set_patch_stride(build_encoder("tiny", seed=1), stride).eval()
         x = batch()
-        n = patch_grid_of(encoder)[0] * patch_grid_of(encoder)[1]
+        n = patch_grid(encoder.config)[0] * patch_grid(encoder.config)[1]
         keep = torch.arange(n).expand(x.shape[0], n)
         ours, states = encode_visible(encoder, x, keep)
         assert torch.equal(ours, encoder(input_values=x).last_hidden_state)
@@ -54,17 +53,32 @@ def test_patchify_matches_slicing():
     encoder = set_patch_stride(build_encoder("tiny"), 16)
     x = batch(2)
     pixels = patchify(x, encoder)
-    f_dim, t_dim = patch_grid_of(encoder)
+    f_dim, t_dim = patch_grid(encoder.config)
     assert pixels.shape == (2, f_dim * t_dim, 256)
     f, t = 3, 4
     expected = x[:, t * 16 : (t + 1) * 16, f * 16 : (f + 1) * 16].transpose(1, 2).reshape(2, -1)
     assert torch.equal(pixels[:, f * t_dim + t], expected)
 
 
+def masked_cells(masked: torch.Tensor, encoder: ASTModel, frames: int, bins: int) -> torch.Tensor:
+    """(B, N) masked patches -> (B, T, F) bool cells that some masked patch covers (a plain loop, the reference)."""
+    cfg = encoder.config
+    p = int(cfg.patch_size)
+    f_dim, t_dim = patch_grid(encoder.config)
+    grid = masked.view(-1, f_dim, t_dim).float()
+    cover = torch.zeros(masked.shape[0], bins, frames, device=masked.device)
+    for f in range(f_dim):
+        f0 = f * cfg.frequency_stride
+        for t in range(t_dim):
+            t0 = t * cfg.time_stride
+            cover[:, f0 : f0 + p, t0 : t0 + p] += grid[:, f, t, None, None]
+    return (cover > 0).transpose(1, 2)
+
+
 def _leaks(stride: int) -> bool:
     """Does changing the cells under masked patches change the encoding of the visible ones?"""
     encoder = set_patch_stride(build_encoder("tiny", seed=2), stride).eval()
-    n = patch_grid_of(encoder)[0] * patch_grid_of(encoder)[1]
+    n = patch_grid(encoder.config)[0] * patch_grid(encoder.config)[1]
     keep, masked = random_patch_mask(2, n, 0.8, torch.Generator().manual_seed(3))
     x = batch(2)
     hidden = masked_cells(masked, encoder, FRAMES, BINS) & ~masked_cells(~masked, encoder, FRAMES, BINS)

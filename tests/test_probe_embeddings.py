@@ -15,7 +15,7 @@ from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import DataError
 from mosquito_ssl.model.encoder import encoder_fingerprint, load_encoder
-from mosquito_ssl.model.visible import patch_grid_of
+from mosquito_ssl.model.presets import patch_grid
 from mosquito_ssl.probe import embeddings
 from mosquito_ssl.probe.baselines import N_HARMONICS, estimate_f0, handcrafted_features, wingbeat_features
 from mosquito_ssl.probe.config import POOLINGS
@@ -45,14 +45,14 @@ def test_every_layer_and_pooling(encoded):
     for pooling in POOLINGS:
         arr = emb.load(pooling)
         assert isinstance(arr, np.memmap)
-        assert arr.shape == (n, layers, embeddings.pooling_width(pooling, hidden, patch_grid_of(model)))
+        assert arr.shape == (n, layers, embeddings.pooling_width(pooling, hidden, patch_grid(model.config)))
     with torch.inference_mode():
         out = model(torch.from_numpy(np.array(cache.features[:2])))
     # The last layer's cls_dist is exactly the HF ASTModel pooler output.
     np.testing.assert_allclose(emb.load("cls_dist")[:2, -1], out.pooler_output.numpy(), atol=1e-5)
     np.testing.assert_allclose(emb.load("cls+mean")[:, :, :hidden], emb.load("cls"))
     # freq_stack: patch tokens of each frequency row averaged over time, rows side by side.
-    f_dim, t_dim = patch_grid_of(model)
+    f_dim, t_dim = patch_grid(model.config)
     patches = out.last_hidden_state[:, 2:].numpy().reshape(2, f_dim, t_dim, hidden)
     np.testing.assert_allclose(emb.load("freq_stack")[:2, -1], patches.mean(axis=2).reshape(2, -1), atol=1e-5)
     top = emb.load("freq_mean_max")[:2, -1, f_dim * hidden :]

@@ -20,9 +20,8 @@ from ..probe.kinds import PROBES, pairs
 
 TABLES = ("sweep", "grid", "pretrain", "probe")
 # A grid that sweeps one of these axes is about the reconstruct method, which they alone shape:
-# its method axis defaults to reconstruct. Any other grid defaults to the pretrain default (mae).
+# its method axis defaults to reconstruct. Any other grid defaults to PretrainConfig's method.
 RECONSTRUCT_AXES = ("mask_strength", "mask_kind", "loss_on")
-DEFAULT_METHOD = "mae"
 GRID_DEFAULTS: dict[str, list[Any]] = {
     "method": ["reconstruct"],
     "mask_strength": [1.0],
@@ -140,6 +139,12 @@ def _check_numbers(out: dict[str, tuple]) -> None:
                 raise ConfigError(f"grid.{k}: {v!r} is not a{'n integer' if kind is int else ' number'}")
 
 
+def _pretrain_default(name: str) -> Any:
+    from ..pretrain.train import PretrainConfig
+
+    return next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == name)
+
+
 def check_grid(grid: dict, num_layers: int | None = None) -> dict[str, tuple]:
     """Every axis as a tuple (defaults filled in), values checked, freeze values canonical.
 
@@ -153,7 +158,7 @@ def check_grid(grid: dict, num_layers: int | None = None) -> dict[str, tuple]:
         raise ConfigError(f"grid.{bad[0]} is not a grid axis; axes are: {', '.join(GRID_DEFAULTS)}")
     out = {k: tuple(as_list(grid.get(k, default), f"grid.{k}")) for k, default in GRID_DEFAULTS.items()}
     if "method" not in grid and not any(k in grid for k in RECONSTRUCT_AXES):
-        out["method"] = (DEFAULT_METHOD,)  # no masking axis swept: the recommended method
+        out["method"] = (_pretrain_default("method"),)  # no masking axis swept: pretraining's default
     out["freeze"] = tuple(dict.fromkeys(check_freeze(f, num_layers=num_layers) for f in out["freeze"]))
     for m in out["method"]:
         if m not in METHODS:

@@ -20,7 +20,38 @@ from torch import nn
 from transformers import ASTModel
 from transformers.utils import ModelOutput
 
+from ..errors import ConfigError
+
 EVAL_MASK_SEED = 0  # eval masks are the same every epoch, so eval loss curves are comparable
+
+
+def check_ratio(value: float, flag: str = "--mask-ratio") -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
+        raise ConfigError(f"{flag} {value!r} is not valid: use a fraction between 0 and 1 (AudioMAE uses 0.8)")
+
+
+def check_positive(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value!r} is not valid: use an integer >= 1")
+
+
+def check_decay(settings: object, *names: str) -> None:
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid: use a decay in [0, 1]")
+
+
+def check_input(encoder: ASTModel, x: torch.Tensor) -> None:
+    cfg = encoder.config
+    if x.dim() != 3 or tuple(x.shape[1:]) != (cfg.max_length, cfg.num_mel_bins):
+        raise ConfigError(
+            f"input_values has shape {tuple(x.shape)} but the encoder expects (batch, {cfg.max_length}, "
+            f"{cfg.num_mel_bins}): compute features with the encoder's FeatureSettings (load_encoder returns them)"
+        )
 
 
 @dataclass

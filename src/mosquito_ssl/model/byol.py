@@ -21,12 +21,11 @@ from torch import nn
 from transformers import ASTModel
 
 from ..errors import ConfigError
-from .base import SSLModel, SSLOutput
+from .base import SSLModel, SSLOutput, check_decay, check_input, check_positive
 from .ema import ema_decay_at, ema_update, frozen_copy
-from .mae import check_input, check_positive
 from .pooling import freq_mean_max
-from .teacher import check_decay
-from .visible import encode_visible, patch_grid_of, patch_size, set_patch_stride
+from .presets import patch_grid
+from .visible import encode_visible, patch_size, set_patch_stride
 
 # Features are log-mel normalised as (log_mel - mean) / (2 * std) (ASTFeatureExtractor, AudioSet
 # std 4.57): this scale takes them back to natural-log power for the mixup.
@@ -89,7 +88,7 @@ class ASTBYOL(SSLModel):
         cfg = encoder.config
         self.encoder = set_patch_stride(encoder, patch_size(encoder))
         self.settings = settings
-        self.grid = patch_grid_of(self.encoder)
+        self.grid = patch_grid(self.encoder.config)
         width = 2 * self.grid[0] * cfg.hidden_size
         self.projector = mlp(width, settings.proj_hidden, settings.proj_dim)
         self.predictor = mlp(settings.proj_dim, settings.proj_hidden, settings.proj_dim)

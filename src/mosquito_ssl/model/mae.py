@@ -18,29 +18,16 @@ import torch
 from transformers import ASTModel
 
 from ..errors import ConfigError
-from .base import SSLModel, SSLOutput
+from .base import SSLModel, SSLOutput, check_input, check_positive, check_ratio
+from .presets import patch_grid
 from .visible import (
     TokenDecoder,
     encode_visible,
-    patch_grid_of,
     patch_size,
     patchify,
     random_patch_mask,
     set_patch_stride,
 )
-
-
-def check_ratio(value: float, flag: str = "--mask-ratio") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ConfigError(f"{flag} {value!r} is not valid: use a fraction between 0 and 1 (AudioMAE uses 0.8)")
-
-
-def check_positive(settings: object, *names: str) -> None:
-    for name in names:
-        value = getattr(settings, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} {value!r} is not valid: use an integer >= 1")
 
 
 @dataclass(frozen=True)
@@ -63,15 +50,6 @@ def decoder_shape(hidden: int, dim: int | None, heads: int | None) -> tuple[int,
     if dim % heads:
         raise ConfigError(f"--decoder-dim {dim} is not divisible by --decoder-heads {heads}")
     return dim, heads
-
-
-def check_input(encoder: ASTModel, x: torch.Tensor) -> None:
-    cfg = encoder.config
-    if x.dim() != 3 or tuple(x.shape[1:]) != (cfg.max_length, cfg.num_mel_bins):
-        raise ConfigError(
-            f"input_values has shape {tuple(x.shape)} but the encoder expects (batch, {cfg.max_length}, "
-            f"{cfg.num_mel_bins}): compute features with the encoder's FeatureSettings"
-        )
 
 
 def normalise_patches(target: torch.Tensor) -> torch.Tensor:
@@ -97,7 +75,7 @@ class ASTMAE(SSLModel):
         self.encoder = set_patch_stride(encoder, patch_size(encoder))
         dim, heads = decoder_shape(cfg.hidden_size, settings.decoder_dim, settings.decoder_heads)
         self.settings = dataclasses.replace(settings, decoder_dim=dim, decoder_heads=heads)
-        self.n_patches = math.prod(patch_grid_of(self.encoder))
+        self.n_patches = math.prod(patch_grid(self.encoder.config))
         self.decoder = TokenDecoder(
             cfg.hidden_size, dim, settings.decoder_layers, heads, self.n_patches, patch_size(encoder) ** 2
         )

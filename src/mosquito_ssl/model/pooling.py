@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-N_SPECIAL = 2
+N_SPECIAL = 2  # CLS and distillation tokens lead every AST sequence
 
 
 def _stacked(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:

@@ -32,7 +32,7 @@ from transformers import ASTModel
 from transformers.utils import ModelOutput
 
 from ..errors import ConfigError
-from .base import SSLModel
+from .base import SSLModel, check_input
 from .masking import MaskSettings, sample_masks
 from .presets import patch_grid
 
@@ -114,13 +114,7 @@ class ASTSSL(SSLModel):
 
     def forward(self, input_values: torch.Tensor, **kwargs: Any) -> ASTSSLOutput:
         """Mask, encode, reconstruct; extra kwargs (labels, num_items_in_batch) are ignored."""
-        cfg = self.encoder.config
-        if input_values.dim() != 3 or input_values.shape[1:] != (cfg.max_length, cfg.num_mel_bins):
-            raise ConfigError(
-                f"input_values has shape {tuple(input_values.shape)} but the encoder "
-                f"expects (batch, {cfg.max_length}, {cfg.num_mel_bins}): compute features "
-                "with the encoder's FeatureSettings (load_encoder returns them)"
-            )
+        check_input(self.encoder, input_values)
         mask = self._masks(input_values)
         recon = self.reconstruct(input_values.masked_fill(mask, 0.0))
         err = (recon - input_values) ** 2

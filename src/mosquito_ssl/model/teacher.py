@@ -21,25 +21,18 @@ import torch.nn.functional as F
 from transformers import ASTModel
 
 from ..errors import ConfigError
-from .base import SSLModel, SSLOutput
+from .base import SSLModel, SSLOutput, check_decay, check_input, check_positive, check_ratio
 from .ema import ema_decay_at, ema_update, frozen_copy
-from .mae import check_input, check_positive, check_ratio, decoder_shape, masked_mean
+from .mae import decoder_shape, masked_mean
+from .presets import patch_grid
 from .visible import (
     N_SPECIAL,
     TokenDecoder,
     encode_visible,
-    patch_grid_of,
     patch_size,
     random_patch_mask,
     set_patch_stride,
 )
-
-
-def check_decay(settings: object, *names: str) -> None:
-    for name in names:
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid: use a decay in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -88,7 +81,8 @@ class ASTTeacher(SSLModel):
         if top_k > cfg.num_hidden_layers:
             raise ConfigError(f"--top-k {top_k} exceeds the encoder's {cfg.num_hidden_layers} blocks")
         self.settings = dataclasses.replace(settings, decoder_dim=dim, decoder_heads=heads, top_k=top_k)
-        self.n_patches = math.prod(patch_grid_of(self.encoder))
+        self.top_k = top_k
+        self.n_patches = math.prod(patch_grid(self.encoder.config))
         self.decoder = TokenDecoder(
             cfg.hidden_size, dim, settings.decoder_layers, heads, self.n_patches, cfg.hidden_size
         )
@@ -100,7 +94,7 @@ class ASTTeacher(SSLModel):
         check_input(self.encoder, x)
         with torch.no_grad():
             _, states = encode_visible(self.teacher, x)
-            target = teacher_targets(states, s.top_k or len(states))
+            target = teacher_targets(states, self.top_k)
         xs = x.repeat_interleave(s.views, dim=0)
         keep, masked = random_patch_mask(
             xs.shape[0], self.n_patches, s.mask_ratio, self.eval_generator(x.device), x.device

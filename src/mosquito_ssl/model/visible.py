@@ -24,15 +24,8 @@ from torch import nn
 from transformers import ASTModel
 
 from .layout import blocks, run_block
-
-N_SPECIAL = 2  # CLS and distillation tokens lead every AST sequence
-
-
-def patch_grid_of(encoder: ASTModel) -> tuple[int, int]:
-    """(frequency patches, time patches) of the encoder's current config."""
-    cfg = encoder.config
-    p = patch_size(encoder)
-    return (cfg.num_mel_bins - p) // cfg.frequency_stride + 1, (cfg.max_length - p) // cfg.time_stride + 1
+from .pooling import N_SPECIAL
+from .presets import patch_grid
 
 
 def patch_size(encoder: ASTModel) -> int:
@@ -51,12 +44,12 @@ def set_patch_stride(encoder: ASTModel, stride: int) -> ASTModel:
     cfg = encoder.config
     if (cfg.frequency_stride, cfg.time_stride) == (stride, stride):
         return encoder
-    old_grid = patch_grid_of(encoder)
+    old_grid = patch_grid(encoder.config)
     cfg.frequency_stride = cfg.time_stride = stride
     emb = encoder.embeddings
     emb.patch_embeddings.projection.stride = (stride, stride)
     with torch.no_grad():
-        new = adapt_position_embeddings(emb.position_embeddings.data, old_grid, patch_grid_of(encoder))
+        new = adapt_position_embeddings(emb.position_embeddings.data, old_grid, patch_grid(encoder.config))
     emb.position_embeddings = nn.Parameter(new, requires_grad=emb.position_embeddings.requires_grad)
     return encoder
 
@@ -130,25 +123,10 @@ def patchify(x: torch.Tensor, encoder: ASTModel) -> torch.Tensor:
     p = patch_size(encoder)
     if (cfg.frequency_stride, cfg.time_stride) != (p, p):
         raise ValueError("patchify needs non-overlapping patches (stride = patch size)")
-    f_dim, t_dim = patch_grid_of(encoder)
+    f_dim, t_dim = patch_grid(encoder.config)
     image = x.transpose(1, 2)[:, None, : f_dim * p, : t_dim * p]  # (B, 1, F, T) as ASTPatchEmbeddings
     cols = F.unfold(image, kernel_size=p, stride=p)  # (B, p*p, f_dim * t_dim), f-major as the conv
     return cols.transpose(1, 2)
-
-
-def masked_cells(masked: torch.Tensor, encoder: ASTModel, frames: int, bins: int) -> torch.Tensor:
-    """(B, N) masked patches -> (B, T, F) bool cells that some masked patch covers."""
-    cfg = encoder.config
-    p = patch_size(encoder)
-    f_dim, t_dim = patch_grid_of(encoder)
-    grid = masked.view(-1, f_dim, t_dim).float()
-    cover = torch.zeros(masked.shape[0], bins, frames, device=masked.device)
-    for f in range(f_dim):  # a small loop over frequency patches; only used by tests and checks
-        f0 = f * cfg.frequency_stride
-        for t in range(t_dim):
-            t0 = t * cfg.time_stride
-            cover[:, f0 : f0 + p, t0 : t0 + p] += grid[:, f, t, None, None]
-    return (cover > 0).transpose(1, 2)
 
 
 class TokenDecoder(nn.Module):

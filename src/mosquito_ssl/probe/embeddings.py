@@ -150,9 +150,9 @@ def _write_arrays(
     from tqdm.auto import tqdm
 
     n = len(features)
-    from ..model.visible import patch_grid_of
+    from ..model.presets import patch_grid
 
-    grid = patch_grid_of(model)
+    grid = patch_grid(model.config)
     widths = {p: pooling_width(p, hidden, grid) for p in POOLINGS}
     tmp = {p: folder / f".{p}.npy.tmp" for p in POOLINGS}
     arrays = {

@@ -21,7 +21,7 @@ import torch
 from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..model.visible import patch_grid_of
+from ..model.presets import patch_grid
 from .embeddings import pool_tokens, pooling_width
 from .linear import Fit, val_score
 
@@ -43,7 +43,7 @@ class ASTClassifier(torch.nn.Module):
     ) -> None:
         super().__init__()
         self.encoder, self.pooling = encoder, pooling
-        self.grid = patch_grid_of(encoder)
+        self.grid = patch_grid(encoder.config)
         width = pooling_width(pooling, encoder.config.hidden_size, self.grid)
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(width, n_classes)
