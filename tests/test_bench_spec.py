@@ -85,8 +85,11 @@ def test_cell_ids_are_stable_and_change_with_settings(tmp_path, data):
     changed = [c for c in longer.values() if c.cell_id not in ids.values()]
     # pretraining settings change every ssl cell and no baseline cell
     assert {c.encoder for c in changed} == {"ssl"} and len(changed) == 16
-    probe_changed = SweepSpec.load(path, {"probe.epochs": 3}).cells()
+    probe_changed = SweepSpec.load(path, {"probe.max_clips_per_group": 3}).cells()
     assert not {c.cell_id for c in probe_changed} & set(ids.values())
+    # a fine-tuning setting changes the fine-tuning cells only
+    tuned = [c for c in SweepSpec.load(path, {"probe.epochs": 3}).cells() if c.cell_id not in ids.values()]
+    assert tuned and {c.probe for c in tuned} == {"finetune"}
     other_data = tmp_path / "data2"
     other_data.mkdir()
     moved = SweepSpec.load(path, [f"sweep.probe_data={other_data}"]).cells()
@@ -156,3 +159,21 @@ def test_example_configs_parse(tmp_path, data):
         overrides = {"sweep.pretrain_data": str(data), "sweep.probe_data": str(data), "sweep.audioset": str(data)}
         cells = SweepSpec.load(path, overrides).cells()
         assert any(c.encoder == "random" for c in cells), path
+
+
+def test_front_end_and_protocol_reach_the_cells(tmp_path, data):
+    text = SPEC.replace("[pretrain]\n", '[pretrain]\nsample_rate = 8000\nnormalize = "dataset"\n').replace(
+        "[probe]\n", '[probe]\nmax_clips_per_group = 5\nmin_groups_per_class = 2\nexclude_classes = ["noise"]\n'
+    )
+    spec = SweepSpec.load(write_spec(tmp_path, data, text, baselines='["logmel"]'))
+    cells = spec.cells()
+    assert {c.encoder for c in cells} == {"ssl", "random", "logmel"}
+    for cell in cells:
+        probe = spec.probe_config(cell)
+        assert (probe.max_clips_per_group, probe.min_groups_per_class) == (5, 2)
+        assert tuple(probe.exclude_classes) == ("noise",)
+        if cell.encoder == "ssl":  # the checkpoint carries its front end
+            assert probe.sample_rate is None and spec.pretrain_config(cell).features.sample_rate == 8000
+        else:  # the baselines see the front end the ssl cells are pretrained with
+            assert (probe.sample_rate, probe.normalize) == (8000, "dataset")
+    assert {c.pooling for c in cells if c.encoder == "logmel"} == {"none"}

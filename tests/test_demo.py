@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from typer.testing import CliRunner
 
 from mosquito_ssl import demo
@@ -40,7 +42,8 @@ def test_demo_runs_sweep_and_report_then_skips(tmp_path, monkeypatch):
         == f"done: {report}; next: mosquito-ssl reports build {tmp_path / 'sweep' / 'results.sqlite'} --metric macro_f1"
     )
     # the summary names the baselines as the report does, with no sentinel numbers or NaN
-    table = result.output[result.output.index("test balanced accuracy") :]
+    block = result.output[result.output.index("test balanced accuracy") :].splitlines()
+    table = "\n".join(itertools.takewhile(lambda line: " INFO " not in line and not line.startswith("done:"), block))
     assert "no pretraining" in table and "hand-crafted features" in table
     assert "NaN" not in table and "-1" not in table
     again = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)])

@@ -133,7 +133,7 @@ def test_cli_synth_and_inspect(tmp_path):
     assert report["layout"] == "csv" and report["clips"] == 8 and report["groups"] == 4
     assert report["classes"] == {"aedes_aegypti": 4, "culex_pipiens": 4}
     res = runner.invoke(app, ["inspect", str(out)])
-    assert "aedes_aegypti (4)" in res.output
+    assert "aedes_aegypti (4 clips, 2 groups)" in res.output
 
 
 def test_cli_inspect_error_is_a_user_error(tmp_path):

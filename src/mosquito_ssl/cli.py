@@ -55,12 +55,14 @@ def _register() -> None:
     from .demo import demo
     from .pretrain.cli import EPILOG as PRETRAIN_EPILOG
     from .pretrain.cli import pretrain
+    from .probe import embed_cli
     from .probe.cli import app as probe_app
     from .reports.cli import app as reports_app
 
     app.add_typer(data_app, name="data")
     app.command("pretrain", epilog=PRETRAIN_EPILOG)(pretrain)
     app.add_typer(probe_app, name="probe")
+    app.command("embed", epilog=embed_cli.EPILOG)(embed_cli.embed)
     app.add_typer(benchmarks_app, name="benchmarks")
     app.add_typer(reports_app, name="reports")
     app.command("demo", epilog=DEMO_EPILOG)(demo)

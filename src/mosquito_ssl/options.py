@@ -55,3 +55,41 @@ AudioDirOpt = Annotated[
     Optional[Path],
     typer.Option("--audio-dir", help="Folder holding the audio a CSV lists (default: the CSV's folder)."),
 ]
+# The front end (data/feature_settings.py): pretraining sets it, and a checkpoint carries it in
+# its preprocessor_config.json; probes of random:<preset> and the baselines take it from flags.
+SampleRateOpt = Annotated[
+    Optional[int],
+    typer.Option("--sample-rate", help="Feature sample rate in Hz: audio is resampled to it (default 16000)."),
+]
+NumMelBinsOpt = Annotated[
+    Optional[int], typer.Option("--num-mel-bins", help="Mel bands of the log-mel features (128).")
+]
+NormalizeOpt = Annotated[
+    Optional[str],
+    typer.Option("--normalize", help="Log-mel mean/std: audioset (AST's, default) or dataset (the training clips')."),
+]
+
+
+class ProtocolOpts:
+    """The evaluation-protocol options (data/protocol.py) of every command that evaluates clips."""
+
+    classes = Annotated[Optional[str], typer.Option("--classes", help="Comma-separated classes to evaluate (all).")]
+    exclude_classes = Annotated[
+        Optional[str], typer.Option("--exclude-classes", help="Comma-separated classes to leave out.")
+    ]
+    max_clips_per_group = Annotated[
+        Optional[int], typer.Option("--max-clips-per-group", help="At most N clips per group (seeded choice).")
+    ]
+    min_groups_per_class = Annotated[
+        Optional[int],
+        typer.Option("--min-groups-per-class", help="Leave out (and log) classes with fewer than K groups."),
+    ]
+
+
+def protocol_flags(flags: dict) -> dict:
+    """``--classes a,b`` / ``--exclude-classes`` as tuples (None stays None: not given)."""
+    return {
+        name: tuple(c.strip() for c in flags[name].split(",") if c.strip())
+        for name in ("classes", "exclude_classes")
+        if flags.get(name) is not None
+    }

@@ -22,7 +22,8 @@ from .schema import SETTING_COLUMNS
 if TYPE_CHECKING:
     from .spec import SweepSpec
 
-EXTRA_BASELINES = ("handcrafted", "audioset")
+EXTRA_BASELINES = ("handcrafted", "logmel", "audioset")
+NETWORKLESS = ("handcrafted", "logmel")  # probe/config.py BASELINES: no layers, no pooling
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Cell:
 
     cell_id: str
     sweep: str
-    encoder: str  # ssl | random | handcrafted | audioset
+    encoder: str  # ssl | random | handcrafted | logmel | audioset
     method: str | None  # the SSL method of an ssl cell (model/methods.py); None for baselines
     mask_strength: float | None
     mask_kind: str | None
@@ -78,14 +79,15 @@ def expand(spec: SweepSpec) -> list[Cell]:
             out += [make_cell(spec, "ssl", fr, pr, po, seed, mask, method) for fr, pr, po, seed in combos]
     for encoder in ("random", *[b for b in EXTRA_BASELINES if b in spec.baselines]):
         for fr, pr, po, seed in combos:
-            if encoder == "handcrafted" and (pr not in HANDCRAFTED_PROBES or po != g["pooling"][0]):
+            if encoder in NETWORKLESS and (pr not in HANDCRAFTED_PROBES or po != g["pooling"][0]):
                 continue  # no network to unfreeze, no layers, no pooling choice
             out.append(make_cell(spec, encoder, fr, pr, po, seed))
-    if "handcrafted" in spec.baselines and not any(c.encoder == "handcrafted" for c in out):
-        raise ConfigError(
-            "sweep.baselines: 'handcrafted' needs 'linear' or 'mlp' in grid.probe "
-            "with 'frozen' in grid.freeze; add them or drop the baseline"
-        )
+    for name in NETWORKLESS:
+        if name in spec.baselines and not any(c.encoder == name for c in out):
+            raise ConfigError(
+                f"sweep.baselines: {name!r} needs 'linear' or 'mlp' in grid.probe "
+                "with 'frozen' in grid.freeze; add them or drop the baseline"
+            )
     return out
 
 
@@ -101,7 +103,7 @@ def make_cell(
 ) -> Cell:
     """One cell with its id; building its configs validates them (``ConfigError`` before work)."""
     ms, kind, loss_on = mask or (None, None, None)
-    pooling = "none" if encoder == "handcrafted" else pooling  # what the probe writes in rows
+    pooling = "none" if encoder in NETWORKLESS else pooling  # what the probe writes in rows
     draft = Cell("", spec.name, encoder, method, ms, kind, loss_on, freeze, probe, pooling, seed, "")
     science = spec.probe_config(draft).science()
     if encoder == "ssl":

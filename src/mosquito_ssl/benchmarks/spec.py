@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_toml
+from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from ..probe.kinds import FROZEN_PROBES, PROBES, pairs
-from .cells import EXTRA_BASELINES, Cell, expand
+from .cells import EXTRA_BASELINES, NETWORKLESS, Cell, expand
 from .grid import (
     GRID_DEFAULTS,
     PRETRAIN_OWNED,
@@ -191,15 +192,19 @@ class SweepSpec:
             return f"random:{self.preset}"
         if cell.encoder == "audioset":
             return str(self.audioset)
-        return "handcrafted"
+        return cell.encoder  # handcrafted or logmel
 
     def probe_config(self, cell: Cell, force: bool = False):
         from ..config import resolve
         from ..probe.config import ProbeConfig
 
-        pooling = self.grid["pooling"][0] if cell.encoder == "handcrafted" else cell.pooling
+        pooling = self.grid["pooling"][0] if cell.encoder in NETWORKLESS else cell.pooling
+        # random:<preset> and the networkless baselines see the front end the ssl cells are
+        # pretrained with; a checkpoint (ssl, audioset) carries its own
+        own = cell.encoder in ("random", *NETWORKLESS)
+        front_end = {k: self.pretrain[k] for k in FRONT_END if own and k in self.pretrain}
         values = dict(
-            self.probe,
+            {**front_end, **self.probe},
             data=self.probe_data,
             encoder=self.encoder_source(cell),
             out=self.out / "probe",

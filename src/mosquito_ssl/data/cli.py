@@ -23,8 +23,10 @@ from ..options import (
     JsonOpt,
     LabelColumnOpt,
     LayoutOpt,
+    ProtocolOpts,
     SeedOpt,
     WindowOpt,
+    protocol_flags,
 )
 
 app = typer.Typer(help="Prepare data: synthetic mosquito tones, layouts, feature caches.", no_args_is_help=True)
@@ -71,14 +73,25 @@ def inspect(
     group_column: GroupColumnOpt = None,
     audio_dir: AudioDirOpt = None,
     clip_seconds: ClipSecondsOpt = None,
+    classes: ProtocolOpts.classes = None,
+    exclude_classes: ProtocolOpts.exclude_classes = None,
+    max_clips_per_group: ProtocolOpts.max_clips_per_group = None,
+    min_groups_per_class: ProtocolOpts.min_groups_per_class = None,
+    seed: SeedOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Read a data source, build its feature cache and summarise it."""
+    """Read a data source, build its feature cache and summarise it (what a probe would use)."""
     from .feature_cache import inspect_data  # torch-free: inspecting data loads no model
+    from .protocol import Protocol
 
+    chosen = {"classes": classes, "exclude_classes": exclude_classes, **protocol_flags(locals())}
+    protocol = Protocol(
+        chosen["classes"], chosen["exclude_classes"], max_clips_per_group, min_groups_per_class, seed or 0
+    )
     report = inspect_data(
         data, layout=layout or "auto", window=window, hop=hop, label_column=label_column,
         group_column=group_column, audio_dir=audio_dir, clip_seconds=1.0 if clip_seconds is None else clip_seconds,
+        protocol=protocol,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report, indent=2))
@@ -134,7 +147,13 @@ def _format(report: dict) -> str:
         f"cache:   {report['cache']}",
     ]
     if report["classes"]:
-        lines.append("classes: " + ", ".join(f"{c} ({n})" for c, n in report["classes"].items()))
+        groups = report.get("groups_per_class") or {}
+        lines.append(
+            "classes: "
+            + ", ".join(f"{c} ({n} clips, {groups.get(c, '?')} groups)" for c, n in report["classes"].items())
+        )
+        if report.get("left_out"):
+            lines.append("left out: " + ", ".join(f"{c} ({n} groups)" for c, n in report["left_out"].items()))
     else:
         lines.append("classes: unlabelled")
     if report["skipped"]:

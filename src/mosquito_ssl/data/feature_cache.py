@@ -130,7 +130,7 @@ def _compact(tmp: Path, final: Path, n: int, chunk: int = 1024) -> None:
     tmp.unlink()
 
 
-def _load(path: Path, dataset: Dataset, settings: FeatureSettings) -> FeatureCache:
+def load_entry(path: Path, dataset: Dataset, settings: FeatureSettings) -> FeatureCache:
     kept = runs.read_json(path / "items.json")["kept"]
     skipped = SkipLog(list(dataset.skipped.entries)).merge(SkipLog.from_dict(runs.read_json(path / "skipped.json")))
     features = np.load(path / "features.npy", mmap_mode="r")
@@ -160,7 +160,7 @@ def build_features(
         # clean=False: sweep shards may fill the same entry at once (per-process temporary names)
         with runs.building(path, clean=False):
             _fill(path, dataset, settings, batch_size, progress)
-    cache = _load(path, dataset, settings)
+    cache = load_entry(path, dataset, settings)
     s = cache.summary()
     log.info("features: %d clips used, %d skipped %s (%s)", s["used"], len(cache.skipped), s["skipped"], path)
     return cache
@@ -193,18 +193,28 @@ def _nothing_usable(dataset: Dataset, skipped: SkipLog) -> str:
 
 
 def inspect_data(
-    source: str | Path, clip_seconds: float = 1.0, cache_dir: str | Path | None = None, **read_kwargs
+    source: str | Path, clip_seconds: float = 1.0, cache_dir: str | Path | None = None, protocol=None, **read_kwargs
 ) -> dict[str, Any]:
-    """Read ``source``, build its feature cache and summarise it (``mosquito-ssl data inspect``)."""
+    """Read ``source``, apply the evaluation ``protocol``, build the feature cache and summarise it."""
     from collections import Counter
 
     from .manifest import read_dataset
+    from .protocol import apply_protocol
 
     dataset = read_dataset(source, clip_seconds=clip_seconds, **read_kwargs)
+    left_out: dict[str, int] = {}
+    if protocol is not None and protocol.active and dataset.has_labels:
+        dataset, report = apply_protocol(dataset, protocol)
+        left_out = report["left_out"]
     cache = build_features(dataset, FeatureSettings(clip_seconds=clip_seconds), cache_dir=cache_dir)
     summary = cache.summary()
     groups = cache.groups
+    per_class: dict[str, set] = {}
+    for item in cache.items if groups is not None and cache.labels else []:
+        per_class.setdefault(str(item.label), set()).add(item.group)
     return {
+        "groups_per_class": {c: len(g) for c, g in sorted(per_class.items())},
+        "left_out": left_out,
         "source": str(source),
         "layout": dataset.layout,
         "clips": summary["used"],

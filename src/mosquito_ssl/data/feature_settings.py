@@ -1,16 +1,18 @@
 """``FeatureSettings``: the one place a clip length becomes a frame count for AST.
 
-    mosquito-ssl data inspect data/synth --clip-seconds 1.0
+    mosquito-ssl pretrain field/ --window 1 --sample-rate 8000 --num-mel-bins 128 --normalize dataset
 
-Owns the log-mel settings (sample rate, clip length, mel bins, normalisation), the
-``ASTFeatureExtractor`` built from them and reading them back from a checkpoint's
-``preprocessor_config.json``. Torch-free: the model stage imports it to size an encoder.
+Owns the log-mel settings (sample rate, clip length, mel bins, normalisation), the extractor
+built from them (``data/fbank.py``: AST's own at 16 kHz) and reading them back from a
+checkpoint's ``preprocessor_config.json``, where ``normalize`` (``audioset``: AST's AudioSet
+mean/std; ``dataset``: statistics of the training clips, ``data/normalize.py``) is stored next
+to the mean and std it chose. Torch-free: the model stage imports it to size an encoder.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import warnings
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,10 @@ from typing import Any
 from ..errors import CheckpointError, ConfigError
 
 PATCH = 16  # AST patch size: fewer frames than this cannot form one patch
-FRAMES_PER_SECOND = 100  # the extractor's 10 ms hop at 16 kHz
+FRAMES_PER_SECOND = 100  # the extractor's 10 ms hop (data/fbank.py keeps it at every rate)
+AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974  # ASTFeatureExtractor's defaults
+NORMALIZE = ("audioset", "dataset")
+FRONT_END = ("sample_rate", "num_mel_bins", "normalize")  # the settings a user chooses (flags, [pretrain])
 
 
 @dataclass(frozen=True)
@@ -26,12 +31,17 @@ class FeatureSettings:
     sample_rate: int = 16000
     clip_seconds: float = 1.0
     num_mel_bins: int = 128
-    mean: float = -4.2677393
-    std: float = 4.5689974
+    mean: float = AUDIOSET_MEAN
+    std: float = AUDIOSET_STD
+    normalize: str = "audioset"  # where mean/std come from: NORMALIZE
 
     def __post_init__(self) -> None:
         if self.clip_seconds <= 0 or self.sample_rate <= 0 or self.num_mel_bins <= 0 or self.std <= 0:
             raise ConfigError(f"invalid feature settings {self}: clip_seconds, sample_rate, num_mel_bins, std > 0")
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(f"--normalize {self.normalize!r} is not valid: use audioset or dataset")
+        if self.sample_rate < 2000:
+            raise ConfigError(f"--sample-rate {self.sample_rate} is too low for wingbeats: use 8000 or more")
 
     @property
     def max_length(self) -> int:
@@ -43,36 +53,45 @@ class FeatureSettings:
         return round(self.clip_seconds * self.sample_rate)
 
     def extractor(self):
-        from transformers import ASTFeatureExtractor
+        """The feature extractor; ``normalize`` travels in its preprocessor_config.json."""
+        from .fbank import extractor_for
 
-        with warnings.catch_warnings():  # 128 kaldi mel bins on a 512-point FFT leave one empty
-            warnings.simplefilter("ignore", UserWarning)
-            return ASTFeatureExtractor(
-                sampling_rate=self.sample_rate,
-                num_mel_bins=self.num_mel_bins,
-                max_length=self.max_length,
-                mean=self.mean,
-                std=self.std,
-                do_normalize=True,
-            )
+        return extractor_for(
+            self.sample_rate,
+            num_mel_bins=self.num_mel_bins,
+            max_length=self.max_length,
+            mean=self.mean,
+            std=self.std,
+            do_normalize=True,
+            normalization=self.normalize,  # not "normalize": that is the extractor's method
+        )
+
+    def raw(self) -> FeatureSettings:
+        """The same front end with AST's AudioSet mean/std: what dataset statistics are taken on."""
+        return dataclasses.replace(self, mean=AUDIOSET_MEAN, std=AUDIOSET_STD, normalize="audioset")
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> FeatureSettings:
         """Settings from a checkpoint folder's ``preprocessor_config.json``."""
-        from transformers import ASTFeatureExtractor
+        return cls.from_preprocessor(Path(directory) / "preprocessor_config.json")
 
-        directory = Path(directory)
-        if not (directory / "preprocessor_config.json").is_file():
-            raise CheckpointError(f"{directory} has no preprocessor_config.json: pass a saved AST checkpoint folder")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            fe = ASTFeatureExtractor.from_pretrained(str(directory))
+    @classmethod
+    def from_preprocessor(cls, path: Path, clip_seconds: float | None = None) -> FeatureSettings:
+        """Settings from a ``preprocessor_config.json`` (``clip_seconds`` overrides its length)."""
+        if not path.is_file():
+            raise CheckpointError(f"{path.parent} has no preprocessor_config.json: pass a saved AST checkpoint folder")
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path} is not valid JSON ({exc}): delete it or restore it") from exc
+        default = cls()
         return cls(
-            sample_rate=int(fe.sampling_rate),
-            clip_seconds=fe.max_length / FRAMES_PER_SECOND,
-            num_mel_bins=int(fe.num_mel_bins),
-            mean=float(fe.mean),
-            std=float(fe.std),
+            sample_rate=int(raw.get("sampling_rate", default.sample_rate)),
+            clip_seconds=clip_seconds or raw.get("max_length", default.max_length) / FRAMES_PER_SECOND,
+            num_mel_bins=int(raw.get("num_mel_bins", default.num_mel_bins)),
+            mean=float(raw.get("mean", default.mean)),
+            std=float(raw.get("std", default.std)),
+            normalize=raw.get("normalization", "audioset"),  # checkpoints saved before --normalize
         )
 
     def to_dict(self) -> dict[str, Any]:

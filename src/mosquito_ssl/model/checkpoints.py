@@ -13,6 +13,7 @@ grid (``positions.fit_to_features``)::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -66,12 +67,9 @@ def checkpoint_features(folder: Path, features: Any) -> Any:
     pre = folder / "preprocessor_config.json"
     if not pre.is_file():
         return FeatureSettings()
-    try:
-        raw = json.loads(pre.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{pre} is not valid JSON ({exc}): delete it or restore it") from exc
-    if raw.get("max_length") != AST_EXTRACTOR_DEFAULT_LENGTH:
-        return FeatureSettings.from_pretrained(folder)
+    settings = FeatureSettings.from_preprocessor(pre)
+    if settings.max_length != AST_EXTRACTOR_DEFAULT_LENGTH:
+        return settings
     default = FeatureSettings()
     log.info(
         "%s pads to %d frames; using the default %s s clip instead",
@@ -79,13 +77,7 @@ def checkpoint_features(folder: Path, features: Any) -> Any:
         AST_EXTRACTOR_DEFAULT_LENGTH,
         default.clip_seconds,
     )
-    return FeatureSettings(
-        sample_rate=raw.get("sampling_rate", default.sample_rate),
-        clip_seconds=default.clip_seconds,
-        num_mel_bins=raw.get("num_mel_bins", default.num_mel_bins),
-        mean=raw.get("mean", default.mean),
-        std=raw.get("std", default.std),
-    )
+    return dataclasses.replace(settings, clip_seconds=default.clip_seconds)
 
 
 def _from_pretrained(path: str | None, where: Path, **kwargs: Any) -> ASTModel:

@@ -31,6 +31,8 @@ from .trainer import build_trainer, last_complete_checkpoint
 
 log = logging.getLogger(__name__)
 # Settings that only shape the reconstruct method (the original pipeline's masking and loss).
+# Front-end settings as every run had them before they could be set (kept out of run hashes).
+LEGACY_FRONT_END = {"sample_rate": 16000, "num_mel_bins": 128, "normalize": "audioset"}
 RECONSTRUCT_ONLY = ("mask_strength", "mask_kind", "time_width", "freq_width", "time_masks", "freq_masks", "loss_on")
 
 
@@ -41,6 +43,9 @@ class PretrainConfig:
     run_name: str | None = None
     layout: str = "auto"
     clip_seconds: float = 1.0
+    sample_rate: int = 16000
+    num_mel_bins: int = 128
+    normalize: str = "audioset"
     window: float | None = None
     hop: float | None = None
     preset: str = "base"
@@ -106,6 +111,7 @@ class PretrainConfig:
         object.__setattr__(self, "freeze", str(self._parse_freeze()))
         object.__setattr__(self, "freeze_layers", None)  # folded into freeze
         _ = self.mask  # validates the mask settings early
+        _ = self.features  # validates the front end early
         self.method_settings()  # validates --method and its settings early
 
     def _parse_freeze(self) -> Freeze:
@@ -135,12 +141,21 @@ class PretrainConfig:
         # Unset method options and the default method stay out, so run-directory hashes of
         # reconstruct runs made before --method existed do not change.
         science = {k: v for k, v in science.items() if not (k in METHOD_FIELDS and v is None)}
+        # Likewise the front end at the values every run had before it could be set.
+        science = {k: v for k, v in science.items() if LEGACY_FRONT_END.get(k, ...) != v}
         if science["method"] == "reconstruct":
             del science["method"]
         else:  # the reconstruct-only settings do not shape other methods
             for key in RECONSTRUCT_ONLY:
                 science.pop(key)
         return science
+
+    @property
+    def features(self):
+        """The front end (its mean/std are AudioSet's until ``--normalize dataset`` measures them)."""
+        from ..data.feature_settings import FRONT_END, FeatureSettings
+
+        return FeatureSettings(clip_seconds=self.clip_seconds, **{k: getattr(self, k) for k in FRONT_END})
 
     def method_settings(self):
         """The method's settings dataclass (None for reconstruct, whose settings are the mask fields)."""
@@ -167,17 +182,20 @@ def _freeze_science(freeze: str) -> dict:
 
 def load_pretrain_data(cfg: PretrainConfig):
     """Dataset -> feature cache -> (train indices, val indices). Fails before any training."""
-    from ..data.features import FeatureSettings, build_features
+    from ..data.features import build_features
     from ..data.manifest import read_dataset
     from ..data.splits import split_indices
 
     dataset = read_dataset(cfg.data, layout=cfg.layout, clip_seconds=cfg.clip_seconds, window=cfg.window, hop=cfg.hop)
-    settings = FeatureSettings(clip_seconds=cfg.clip_seconds)
-    cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)  # the cache probes read too
+    cache = build_features(dataset, cfg.features.raw(), cache_dir=cfg.cache_dir)  # the cache probes read too
     # Pretraining is unsupervised: the split only keeps recordings (groups) on one side.
     parts = split_indices(
         len(cache), groups=cache.groups, fractions=(1 - cfg.val_fraction, cfg.val_fraction), seed=cfg.split_seed
     )
+    if cfg.normalize == "dataset":  # statistics of the training clips only (same rows, same order)
+        from ..data.normalize import dataset_normalized
+
+        cache = dataset_normalized(dataset, cfg.features, parts["train"], cache_dir=cfg.cache_dir)
     return cache, parts["train"], parts["val"]
 
 

@@ -28,9 +28,14 @@ from ..options import (
     HopOpt,
     LabelColumnOpt,
     LayoutOpt,
+    NormalizeOpt,
+    NumMelBinsOpt,
     OutOpt,
+    ProtocolOpts,
+    SampleRateOpt,
     SeedOpt,
     WindowOpt,
+    protocol_flags,
 )
 
 Opt = typer.Option
@@ -53,13 +58,21 @@ EPILOGS = {
 }
 # Options only some probes use (every other option applies to all four): the others do not list
 # them, and answer them with the command that has them.
+RECIPE = (
+    "freeze",
+    "head_init",
+    "lr",
+    "head_lr",
+    "layer_decay",
+    "warmup",
+    "weight_decay",
+    "specaugment",
+    "mixup",
+    "balance",
+)
 ONLY = {
-    "freeze": ("finetune",),
-    "lr": ("finetune",),
-    "epochs": ("finetune",),
-    "patience": ("finetune",),
+    **{name: ("finetune",) for name in (*RECIPE, "epochs", "patience", "dropout")},
     "layer": ("linear", "mlp"),  # layerwise probes every layer; finetune trains on the last
-    "folds": ("linear", "layerwise", "mlp"),  # k-fold fine-tuning would train K encoders
 }
 
 
@@ -106,8 +119,17 @@ def _make(probe: str):
             Optional[str], Opt(help="freq_stack (default), freq_mean_max, mean, cls, dist, cls_dist or cls+mean.")
         ] = None,
         layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
-        freeze: Annotated[Optional[str], Opt(help="Encoder parts that train: frozen, partial:K or full.")] = None,
+        freeze: Annotated[
+            Optional[str], Opt(help="Encoder parts that train: full, partial:K or frozen (head only).")
+        ] = None,
         folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
+        classes: ProtocolOpts.classes = None,
+        exclude_classes: ProtocolOpts.exclude_classes = None,
+        max_clips_per_group: ProtocolOpts.max_clips_per_group = None,
+        min_groups_per_class: ProtocolOpts.min_groups_per_class = None,
+        sample_rate: SampleRateOpt = None,
+        num_mel_bins: NumMelBinsOpt = None,
+        normalize: NormalizeOpt = None,
         seed: SeedOpt = None,
         label_column: LabelColumnOpt = None,
         group_column: GroupColumnOpt = None,
@@ -116,10 +138,21 @@ def _make(probe: str):
         layout: LayoutOpt = None,
         window: WindowOpt = None,
         hop: HopOpt = None,
-        lr: Annotated[Optional[float], Opt(help="Encoder learning rate (1e-4).")] = None,
-        epochs: Annotated[Optional[int], Opt(help="Epochs (20).")] = None,
+        head_init: Annotated[
+            Optional[str], Opt(help="Head start: probe (the frozen encoder's linear probe, LP-FT) or random.")
+        ] = None,
+        lr: Annotated[Optional[float], Opt(help="Learning rate of the encoder's top block (1e-3).")] = None,
+        head_lr: Annotated[Optional[float], Opt(help="Learning rate of the classification head (1e-3).")] = None,
+        layer_decay: Annotated[Optional[float], Opt(help="Lr factor per block downwards (0.75; 1 = none).")] = None,
+        warmup: Annotated[Optional[float], Opt(help="Warm-up fraction of all steps before cosine decay (0.1).")] = None,
+        weight_decay: Annotated[Optional[float], Opt(help="AdamW weight decay of weight matrices (0.05).")] = None,
+        specaugment: Annotated[Optional[float], Opt(help="SpecAugment strength on inputs (1; 0 = off).")] = None,
+        mixup: Annotated[Optional[float], Opt(help="Mixup Beta(a, a) parameter a (0 = off).")] = None,
+        balance: Annotated[Optional[str], Opt(help="Class balance: weights (loss), sampler or none.")] = None,
+        epochs: Annotated[Optional[int], Opt(help="Most epochs; early stopping usually ends sooner (30).")] = None,
         batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
-        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (5).")] = None,
+        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (8).")] = None,
+        dropout: Annotated[Optional[float], Opt(help="Dropout before the head (0.1).")] = None,
         encoder_name: Annotated[
             Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
         ] = None,
@@ -160,6 +193,7 @@ def _run(probe: str, flags: dict[str, Any]) -> None:
     legacy_name = flags.pop("encoder_label")
     if flags["encoder_name"] is None:
         flags["encoder_name"] = legacy_name
+    flags.update(protocol_flags(flags))
     cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
     result = run_probe(cfg)
     typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))

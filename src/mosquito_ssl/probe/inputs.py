@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ConfigError, DataError
-from .config import HANDCRAFTED, ProbeConfig
+from .config import BASELINES, ProbeConfig
 from .metrics import class_counts
 
 if TYPE_CHECKING:
@@ -44,20 +44,21 @@ class ProbeInputs:
     folds: list[Parts] | None  # k-fold (train/val/test per fold); None with one split
     counts: dict[str, Any]  # {split: {class: n}}, or {"fold<k>": {split: {class: n}}} under k-fold
     summary: dict[str, Any]  # the feature cache's clips used / skipped
+    protocol: dict[str, Any]  # data/protocol.py's report: options, used_classes, left_out
 
 
 def load_encoder_for(cfg: ProbeConfig) -> tuple[ASTModel | None, FeatureSettings]:
     """(encoder on the best device or None, the FeatureSettings the encoder was trained with)."""
-    if cfg.encoder == HANDCRAFTED:
-        from ..data.feature_settings import FeatureSettings
-
-        return None, FeatureSettings()
+    if cfg.encoder in BASELINES:
+        return None, cfg.front_end()
     import torch
 
     from ..model.encoder import load_encoder
     from ..model.freeze import parse_freeze
 
-    model, settings = load_encoder(cfg.encoder)
+    front_end = cfg.front_end() if str(cfg.encoder).startswith("random:") else None  # else the checkpoint's
+    model, settings = load_encoder(cfg.encoder, front_end)
+    assert cfg.freeze is not None, "ProbeConfig resolves the default freeze"
     parse_freeze(cfg.freeze, model.config.num_hidden_layers)  # partial:K within the encoder's depth
     if cfg.layer is not None and not 0 <= cfg.layer <= model.config.num_hidden_layers:
         raise ConfigError(
@@ -69,9 +70,10 @@ def load_encoder_for(cfg: ProbeConfig) -> tuple[ASTModel | None, FeatureSettings
     return model.to("cuda" if torch.cuda.is_available() else "cpu").eval(), settings  # type: ignore[arg-type]
 
 
-def labelled_dataset(cfg: ProbeConfig, settings: FeatureSettings) -> Dataset:
-    """The data source of ``cfg`` read with ``settings``' clip length; every clip must have a label."""
+def labelled_dataset(cfg: ProbeConfig, settings: FeatureSettings) -> tuple[Dataset, dict[str, Any]]:
+    """(the clips of ``cfg``'s data source the protocol keeps, the protocol report); all labelled."""
     from ..data.manifest import read_dataset
+    from ..data.protocol import apply_protocol
     from ..data.splits import check_labels
 
     dataset = read_dataset(
@@ -91,6 +93,7 @@ def labelled_dataset(cfg: ProbeConfig, settings: FeatureSettings) -> Dataset:
             "clips; use one folder per species or a manifest.csv with a label column "
             "(--label-column)"
         )
+    dataset, protocol = apply_protocol(dataset, cfg.protocol)
     predefined = any(i.split is not None for i in dataset.items)
     if not predefined:  # a user split is checked after splitting (unseen labels)
         needed = cfg.folds or len(cfg.fractions)
@@ -98,7 +101,7 @@ def labelled_dataset(cfg: ProbeConfig, settings: FeatureSettings) -> Dataset:
         check_labels(dataset.labels, dataset.groups, needed, what)
     elif len(dataset.classes) < 2:
         raise DataError(f"only one class ({dataset.classes[0]!r}) in the labels: a probe needs two or more")
-    return dataset
+    return dataset, protocol
 
 
 def split(
@@ -137,13 +140,26 @@ def _fold_parts(seed: int, y: np.ndarray, groups: list[str | None] | None, fold:
     return {"train": tr[inner["train"]], "val": tr[inner["val"]], "test": fold["test"]}
 
 
-def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
-    """Load and check everything; raises MosquitoSSLError before any encoder forward pass."""
+def features_for(cfg: ProbeConfig, dataset: Dataset, settings: FeatureSettings) -> FeatureCache:
+    """The feature cache of ``dataset`` (the one pretraining fills too, given the same cache_dir).
+
+    ``--normalize dataset`` on ``random:<preset>`` or a baseline takes the statistics of every
+    clip (label-free); a checkpoint's statistics come with its settings.
+    """
+    if cfg.normalize == "dataset":
+        from ..data.normalize import dataset_normalized
+
+        return dataset_normalized(dataset, settings, cache_dir=cfg.cache_dir)
     from ..data.feature_cache import build_features
 
+    return build_features(dataset, settings, cache_dir=cfg.cache_dir)
+
+
+def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
+    """Load and check everything; raises MosquitoSSLError before any encoder forward pass."""
     model, settings = load_encoder_for(cfg)
-    dataset = labelled_dataset(cfg, settings)
-    cache = build_features(dataset, settings, cache_dir=cfg.cache_dir)  # the cache pretraining fills too
+    dataset, protocol = labelled_dataset(cfg, settings)
+    cache = features_for(cfg, dataset, settings)
     labels = cache.labels
     assert labels is not None, "labelled_dataset checked that every clip has a label"
     classes = sorted(set(labels))
@@ -163,4 +179,4 @@ def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
         {k: len(v) for k, v in (parts or {}).items()} or f"{cfg.folds} folds",
     )
     summary = {k: v for k, v in cache.summary().items() if k != "skipped_files"}
-    return ProbeInputs(model, cache, classes, y, parts, folds, counts, summary)
+    return ProbeInputs(model, cache, classes, y, parts, folds, counts, summary, protocol)

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import runs
 from . import linear
-from .config import HANDCRAFTED, ProbeConfig
+from .config import HANDCRAFTED, LOGMEL, ProbeConfig
 from .inputs import Parts, ProbeInputs, load_inputs
 from .metrics import ROW_KEYS, classification_metrics, confusion, mean_and_std, predictions_frame, to_rows
 
@@ -49,20 +49,25 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
     runs.prepare_run_dir(run_dir, cfg, force=True, clean=True)  # no file of an earlier attempt stays
     embeddings_dir: Path | None = None
     if cfg.probe == "finetune":
-        from .finetune import finetune
+        from .finetune import finetune_folds
 
-        assert inputs.parts is not None, "ProbeConfig rejects --folds with finetune"
-        fit = finetune(cfg, inputs.model, inputs.cache, inputs.y, inputs.parts, inputs.classes, run_dir)
-        params: dict[str, Any] = dict(fit.params)
-        rows, preds, headline = _evaluate(cfg, inputs, [("finetune", None, fit)])
+        X = None
+        if cfg.head_init == "probe":  # LP-FT: the frozen encoder's last-layer features, before any fold trains
+            E, embeddings_dir = _embeddings(cfg, inputs)
+            X = np.asarray(E[:, -1, :])
+        fit_fold = finetune_folds(cfg, inputs.model, inputs.cache, inputs.y, inputs.classes, run_dir, X)
     else:
         E, embeddings_dir = _embeddings(cfg, inputs)
-        if cfg.folds:
-            rows, preds, headline, params = _cross_validate(cfg, inputs, E)
-        else:
-            assert inputs.parts is not None, "without --folds inputs.split returns the parts"
-            entries, params = probe_entries(cfg, E, inputs.y, inputs.parts, len(inputs.classes))
-            rows, preds, headline = _evaluate(cfg, inputs, entries)
+
+        def fit_fold(parts: Parts) -> tuple[list[Entry], dict[str, Any]]:
+            return probe_entries(cfg, E, inputs.y, parts, len(inputs.classes))
+
+    if cfg.folds:
+        rows, preds, headline, params = _cross_validate(cfg, inputs, fit_fold)
+    else:
+        assert inputs.parts is not None, "without --folds inputs.split returns the parts"
+        entries, params = fit_fold(inputs.parts)
+        rows, preds, headline = _evaluate(cfg, inputs, entries)
     if "best_layer" in params:
         rows += to_rows({"best_layer": params["best_layer"]}, "val", **_keys(cfg, cfg.probe))
     metrics = {
@@ -71,6 +76,8 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
         "classes": inputs.classes,
         "counts": inputs.counts,
         "data": inputs.summary,
+        "protocol": inputs.protocol,
+        "features": runs._jsonable(inputs.cache.settings),
     }
     _write_outputs(run_dir, rows, preds, inputs.classes)
     runs.finish_run(run_dir, metrics, started, embeddings=str(embeddings_dir or ""))
@@ -89,23 +96,33 @@ def stored_result(run_dir: Path) -> ProbeResult:
 
 def _embeddings(cfg: ProbeConfig, inputs: ProbeInputs) -> tuple[np.ndarray, Path]:
     """(N, L+1, D) array of the configured pooling (handcrafted: (N, 1, D)) and its cache folder."""
-    if cfg.encoder == HANDCRAFTED:
+    return encoder_embeddings(cfg.encoder, inputs.model, inputs.cache, cfg.pooling, cfg.batch_size, cfg.cache_dir)
+
+
+def encoder_embeddings(
+    encoder: str, model, cache, pooling: str, batch_size: int = 32, cache_dir: Path | None = None
+) -> tuple[np.ndarray, Path]:
+    """(N, L+1, width) embeddings of one pooling (a baseline: (N, 1, D)) and their cache folder.
+
+    ``encoder`` is the probe's ``--encoder`` value, ``model`` what ``load_encoder_for`` returned
+    for it (None for a baseline); the probe stage and ``mosquito-ssl embed`` both read through here.
+    """
+    if encoder == LOGMEL:  # one pass over the cached features: cheaper than a cache entry of its own
+        from .baselines import logmel_stats
+
+        stats = np.concatenate([logmel_stats(cache.features[i : i + 1024]) for i in range(0, len(cache), 1024)])
+        return stats[:, None, :], Path(cache.path)
+    if encoder == HANDCRAFTED:
         from .baselines import POOLING, handcrafted_features
 
-        emb = handcrafted_features(inputs.cache, cfg.cache_dir)
+        emb = handcrafted_features(cache, cache_dir)
         return np.asarray(emb.load(POOLING)), emb.folder
     from ..model.encoder import encoder_fingerprint
     from .embeddings import compute_embeddings
 
-    assert inputs.model is not None, "only the handcrafted baseline has no encoder"
-    emb = compute_embeddings(
-        inputs.model,
-        inputs.cache,
-        encoder_fingerprint(inputs.model),
-        batch_size=cfg.batch_size,
-        cache_dir=cfg.cache_dir,
-    )
-    return np.asarray(emb.load(cfg.pooling)), emb.folder
+    assert model is not None, "only a baseline has no encoder"
+    emb = compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=batch_size, cache_dir=cache_dir)
+    return np.asarray(emb.load(pooling)), emb.folder
 
 
 def probe_entries(
@@ -158,14 +175,14 @@ def _evaluate(
 
 
 def _cross_validate(
-    cfg: ProbeConfig, inputs: ProbeInputs, E: np.ndarray
+    cfg: ProbeConfig, inputs: ProbeInputs, fit_fold
 ) -> tuple[list[dict], list[pd.DataFrame], dict[str, dict[str, float]], dict[str, Any]]:
     """k folds: test-fold metrics per (probe, layer) -> mean and std rows with split ``cv``."""
     assert inputs.folds is not None, "_cross_validate runs only with --folds"
     per_key: dict[tuple, list[dict]] = {}
     preds, params_all = [], []
     for k, parts in enumerate(inputs.folds):
-        entries, params = probe_entries(cfg, E, inputs.y, parts, len(inputs.classes))
+        entries, params = fit_fold(parts)
         params_all.append({p: v for p, v in params.items() if isinstance(v, (int, float))})
         for probe, layer, fit in entries:
             te = parts["test"]

@@ -16,7 +16,7 @@ import pandas as pd
 from markupsafe import escape
 
 from ..runs import write_text_atomic
-from . import stats, tables
+from . import load, stats, tables
 from .plots import Plot
 
 
@@ -141,6 +141,7 @@ def assemble(prep, cfg, written: list[TableOut], made: list[Plot], date: str) ->
         "Split": cfg.split,
         "Probes": ", ".join(sorted(prep.headline["probe"].unique())),
         "Reference": cfg.reference,
+        **load.protocol_summary(store.done["run_dir"]),
         "Date": date,
     }
     failed = store.failed[["cell_id", "encoder", "mask_strength", "freeze", "probe", "seed", "error"]]

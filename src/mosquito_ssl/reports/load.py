@@ -32,6 +32,7 @@ SSL_COLUMNS = ("method", *MASK_COLUMNS)
 BASELINE_LABELS = {
     "random": "no pretraining",
     "handcrafted": "hand-crafted features",
+    "logmel": "log-mel mean/std",
     "audioset": "AudioSet AST (supervised)",
 }
 
@@ -165,3 +166,46 @@ def read_log_history(pretrain_dir: str | None) -> list[dict] | None:
         log.warning("skipping unreadable %s: %s", path, exc)
         return None
     return data if isinstance(data, list) else None
+
+
+PROTOCOL_OPTIONS = ("classes", "exclude_classes", "max_clips_per_group", "min_groups_per_class")
+
+
+def protocol_summary(run_dirs) -> dict[str, str]:
+    """Report header lines from the probes' ``metrics.json``: classes used, protocol, front end.
+
+    Every cell of a sweep reads the same data with the same ``[probe]`` protocol, so the union of
+    ``used_classes`` is the class list; ``left_out`` names classes dropped by ``--min-groups-per-class``;
+    the front ends (sample rate, mel bins, normalisation) are listed as the encoders' checkpoints set them.
+    """
+    used: set[str] = set()
+    left_out: dict[str, int] = {}
+    options: dict[str, str] = {}
+    front_ends: set[str] = set()
+    for run_dir in run_dirs:
+        metrics = _metrics(run_dir)
+        protocol, features = metrics.get("protocol"), metrics.get("features")
+        if features:
+            front_ends.add(f"{features['sample_rate']} Hz, {features['num_mel_bins']} mel bins, "
+                           f"{features.get('normalize', 'audioset')} mean/std")  # fmt: skip
+        if not protocol:  # run made before the protocol options
+            continue
+        used.update(protocol.get("used_classes", []))
+        left_out.update(protocol.get("left_out", {}))
+        options.update({k: str(protocol[k]) for k in PROTOCOL_OPTIONS if protocol.get(k) is not None})
+    header = {"Front end": "; ".join(sorted(front_ends))} if front_ends else {}
+    if not used:
+        return header
+    classes = ", ".join(sorted(used))
+    if left_out:
+        classes += "; left out: " + ", ".join(f"{c} ({n} groups)" for c, n in sorted(left_out.items()))
+    return {"Classes": classes, "Protocol": ", ".join(f"{k}={v}" for k, v in options.items()) or "all clips", **header}
+
+
+def _metrics(run_dir) -> dict:
+    path = _existing(run_dir, "metrics.json")
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path else {}
+    except (OSError, ValueError) as exc:
+        log.warning("skipping unreadable %s: %s", path, exc)
+        return {}

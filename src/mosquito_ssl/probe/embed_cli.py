@@ -1,0 +1,82 @@
+"""``mosquito-ssl embed``: write one embedding vector per clip to a Parquet or npz file.
+
+    mosquito-ssl embed data/synth --encoder runs/pretrain-tiny --out embeddings.parquet
+    mosquito-ssl embed recordings/ --encoder random:tiny --layer 1 --pooling mean --out emb.npz
+
+Registered on the root app by ``cli.py``: ``app.command("embed", epilog=embed_cli.EPILOG)(embed_cli.embed)``.
+Thin: checks ``--out``'s extension before any work, calls ``export.embed`` (which reads through
+the probe stage's embedding cache) and ``export.write_embeddings``, and prints one line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..options import (
+    AudioDirOpt,
+    GroupColumnOpt,
+    HopOpt,
+    LabelColumnOpt,
+    LayoutOpt,
+    NormalizeOpt,
+    NumMelBinsOpt,
+    SampleRateOpt,
+    WindowOpt,
+)
+
+Opt = typer.Option
+EPILOG = (
+    "Example: mosquito-ssl embed data/synth --encoder runs/pretrain-tiny --out embeddings.parquet\n\n"
+    "Example: mosquito-ssl embed recordings/ --encoder random:tiny --layer 1 --pooling mean --out emb.npz"
+)
+
+
+def embed(
+    data: Annotated[Path, typer.Argument(help="Clips: audio folder (labels optional), manifest CSV or HumBugDB CSV.")],
+    encoder: Annotated[
+        str,
+        Opt(
+            help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset>, logmel or handcrafted."
+        ),
+    ],
+    out: Annotated[Path, Opt("--out", "-o", help="Output file; its extension picks the format: .parquet or .npz.")],
+    layer: Annotated[Optional[int], Opt(help="Hidden layer (0 = embedding output; default last).")] = None,
+    pooling: Annotated[
+        Optional[str], Opt(help="freq_stack (default), freq_mean_max, mean, cls, dist, cls_dist or cls+mean.")
+    ] = None,
+    batch_size: Annotated[Optional[int], Opt(help="Clips per encoder forward pass (32).")] = None,
+    label_column: LabelColumnOpt = None,
+    group_column: GroupColumnOpt = None,
+    audio_dir: AudioDirOpt = None,
+    layout: LayoutOpt = None,
+    window: WindowOpt = None,
+    hop: HopOpt = None,
+    sample_rate: SampleRateOpt = None,
+    num_mel_bins: NumMelBinsOpt = None,
+    normalize: NormalizeOpt = None,
+) -> None:
+    """Export one embedding vector per clip (Parquet or npz, by --out's extension)."""
+    from . import export
+
+    export.output_format(out)  # a bad extension fails before the encoder loads
+    frame = export.embed(
+        data,
+        encoder,
+        layer,
+        pooling or export.DEFAULT_POOLING,
+        batch_size=batch_size or export.DEFAULT_BATCH_SIZE,
+        layout=layout or "auto",
+        label_column=label_column,
+        group_column=group_column,
+        audio_dir=audio_dir,
+        window=window,
+        hop=hop,
+        sample_rate=sample_rate,
+        num_mel_bins=num_mel_bins,
+        normalize=normalize,
+    )
+    path = export.write_embeddings(frame, out)
+    typer.echo(export.describe(frame, path))

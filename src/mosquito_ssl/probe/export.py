@@ -1,0 +1,229 @@
+"""``embed(data, encoder)``: one embedding vector per clip, exported for use in other tools.
+
+    mosquito-ssl embed data/synth --encoder runs/pretrain-tiny --out embeddings.parquet
+
+Owns the export: the rows (the feature cache's clips: ``path``, ``offset``, ``group``,
+``label``) and the vector of one layer and pooling, read through the probe stage's embedding
+cache (``run.encoder_embeddings``), so an export after a probe on the same encoder and data, or
+a second export, runs no encoder forward pass. Labels are optional: a flat folder of unlabelled
+audio exports with ``label`` None. The file format follows the extension of ``--out``:
+
+* ``.parquet``: columns ``path`` (str), ``offset`` (float64, seconds), ``group``, ``label`` (str
+  or null), ``vector`` (a fixed-size list of float32 per row); the schema metadata holds
+  ``encoder``, ``layer`` and ``pooling`` as strings (``pyarrow.parquet.read_schema(f).metadata``).
+* ``.npz``: arrays ``path``, ``group``, ``label`` (str; "" = none), ``offset`` (float64),
+  ``vector`` (N, D) float32, and the scalars ``encoder``, ``layer``, ``pooling``.
+
+``layer`` is the hidden layer (0 = embedding output, L = the encoder output); a baseline such
+as ``handcrafted`` has no layers: ``layer`` None in the frame, ``-1`` in the files, and
+``pooling`` ``none``. ``encoder`` is the ``--encoder`` value, a path made absolute.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.feature_settings import FRONT_END
+from ..errors import ConfigError
+from .config import BASELINES, ProbeConfig
+
+FORMATS = (".parquet", ".npz")
+COLUMNS = ("path", "offset", "group", "label", "vector")
+# read_dataset's options (what probe.inputs.labelled_dataset passes it), the ``**data_options`` of embed
+DATA_OPTIONS = ("layout", "label_column", "group_column", "split_column", "audio_dir", "window", "hop")
+# and the front end of random:<preset> and the baselines, as the probes take it
+OPTIONS = (*DATA_OPTIONS, *FRONT_END)
+DEFAULT_POOLING = "freq_stack"  # ProbeConfig's default: by evidence, README "Which SSL method?"
+DEFAULT_BATCH_SIZE = 32
+NO_LAYER = -1  # the ``layer`` written for a baseline encoder, which has no layers
+
+
+def output_format(path: str | Path) -> str:
+    """``.parquet`` or ``.npz`` from ``path``'s extension; any other is a ConfigError naming --out."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ConfigError(
+            f"--out {path}: unknown file type {suffix or '(no extension)'!r}; end the name in "
+            f"{' or '.join(FORMATS)} (Parquet or numpy npz)"
+        )
+    return suffix
+
+
+def embed(
+    data: str | Path,
+    encoder: str | Path,
+    layer: int | None = None,
+    pooling: str = DEFAULT_POOLING,
+    *,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    cache_dir: str | Path | None = None,
+    **data_options: Any,
+) -> pd.DataFrame:
+    """One row per clip of ``data``: path, offset, group, label and ``vector`` (1-D float32).
+
+    ``layer`` None is the last; ``frame.attrs`` holds ``encoder``, ``layer`` and ``pooling``.
+    ``data_options`` are ``OPTIONS`` (the data-source and front-end flags of the probe commands).
+    """
+    from ..data.manifest import read_dataset
+    from .inputs import features_for, load_encoder_for
+    from .run import encoder_embeddings
+
+    unknown = sorted(set(data_options) - set(OPTIONS))
+    if unknown:
+        raise TypeError(f"embed() got unknown data options {unknown}: use {', '.join(OPTIONS)}")
+    if str(encoder) in BASELINES and layer is not None:
+        raise ConfigError(f"--layer does not apply to --encoder {encoder}: a baseline has no layers; drop --layer")
+    cfg = ProbeConfig(
+        data=Path(data),
+        encoder=str(encoder),
+        pooling=pooling,
+        layer=layer,
+        batch_size=batch_size,
+        cache_dir=None if cache_dir is None else Path(cache_dir),
+        **data_options,
+    )
+    model, settings = load_encoder_for(cfg)  # checks --layer against the encoder's depth
+    options = {k: getattr(cfg, k) for k in DATA_OPTIONS}
+    dataset = read_dataset(cfg.data, clip_seconds=settings.clip_seconds, **options)  # labels optional
+    cache = features_for(cfg, dataset, settings)  # the cache probes and pretraining fill
+    E, _ = encoder_embeddings(cfg.encoder, model, cache, cfg.pooling, cfg.batch_size, cfg.cache_dir)
+    index = E.shape[1] - 1 if layer is None else layer
+    frame = clip_frame(cache.items, np.ascontiguousarray(E[:, index, :], dtype=np.float32))
+    frame.attrs.update(
+        encoder=_encoder_name(cfg.encoder), layer=None if model is None else index, pooling=cfg.row_pooling
+    )
+    return frame
+
+
+def clip_frame(items: list, vectors: np.ndarray) -> pd.DataFrame:
+    """One row per clip (``Item``) with its row of ``vectors`` (N, D) as a 1-D float32 array."""
+    return pd.DataFrame(
+        {
+            "path": [i.path for i in items],
+            "offset": np.asarray([float(i.offset or 0.0) for i in items], dtype=np.float64),
+            # object columns keep None for "no group / no label" (pandas would turn str + None into NaN)
+            "group": pd.Series([i.group for i in items], dtype=object),
+            "label": pd.Series([i.label for i in items], dtype=object),
+            "vector": list(vectors),  # views of the one (N, D) array
+        }
+    )
+
+
+def _encoder_name(encoder: str) -> str:
+    """``--encoder`` as written into the files: a checkpoint path made absolute, names as given."""
+    if encoder in BASELINES or encoder.startswith("random:"):
+        return encoder
+    return str(Path(encoder).expanduser().resolve())
+
+
+def _layer_value(frame: pd.DataFrame) -> int:
+    layer = frame.attrs.get("layer")
+    return NO_LAYER if layer is None else int(layer)
+
+
+def vector_matrix(frame: pd.DataFrame) -> np.ndarray:
+    """The ``vector`` column as one (N, D) float32 array."""
+    if len(frame) == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack(frame["vector"].to_numpy()).astype(np.float32, copy=False)
+
+
+def embedding_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The npz arrays of ``frame``: str columns ("" = none), offset, (N, D) vector, scalars."""
+
+    def text(column: str) -> np.ndarray:
+        return np.asarray([_text_or_none(v) or "" for v in frame[column]], dtype=str)
+
+    return {
+        "path": text("path"),
+        "offset": frame["offset"].to_numpy(dtype=np.float64),
+        "group": text("group"),
+        "label": text("label"),
+        "vector": vector_matrix(frame),
+        "encoder": np.asarray(str(frame.attrs.get("encoder", ""))),
+        "layer": np.asarray(_layer_value(frame), dtype=np.int64),
+        "pooling": np.asarray(str(frame.attrs.get("pooling", ""))),
+    }
+
+
+def embedding_table(frame: pd.DataFrame):
+    """``frame`` as a pyarrow Table: fixed-size float32 list vectors, settings in the schema metadata."""
+    import pyarrow as pa
+
+    matrix = vector_matrix(frame)
+    vectors = pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), matrix.shape[1])
+    table = pa.table(
+        {
+            "path": pa.array(frame["path"].astype(str).tolist(), pa.string()),
+            "offset": pa.array(frame["offset"].to_numpy(dtype=np.float64)),
+            "group": pa.array([_text_or_none(v) for v in frame["group"]], pa.string()),
+            "label": pa.array([_text_or_none(v) for v in frame["label"]], pa.string()),
+            "vector": vectors,
+        }
+    )
+    settings = {
+        "encoder": str(frame.attrs.get("encoder", "")),
+        "layer": str(_layer_value(frame)),
+        "pooling": str(frame.attrs.get("pooling", "")),
+    }
+    return table.replace_schema_metadata({k.encode(): v.encode() for k, v in settings.items()})
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None or value != value else str(value)  # value != value: NaN
+
+
+def write_embeddings(frame: pd.DataFrame, path: str | Path) -> Path:
+    """Write ``frame`` (from ``embed``) to ``path``, Parquet or npz by its extension, atomically."""
+    path = Path(path)
+    kind = output_format(path)
+    with _atomic_file(path) as fh:
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(embedding_table(frame), fh)
+        else:
+            arrays: dict[str, Any] = embedding_arrays(frame)  # Any: numpy's stub types savez's keywords as bool
+            np.savez(fh, **arrays)
+    return path
+
+
+@contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A binary file at a temporary name in ``path``'s folder, renamed to ``path`` when the body ends.
+
+    ``runs.write_bytes_atomic`` takes the whole file as bytes; an export of many clips is large,
+    so the writers stream into the file instead (same temporary name, fsync and rename).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is for other tools and users
+        os.replace(tmp, path)  # a reader sees the old file or the whole new one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def describe(frame: pd.DataFrame, path: str | Path) -> str:
+    """The one line ``mosquito-ssl embed`` prints."""
+    dims = len(frame["vector"].iloc[0]) if len(frame) else 0
+    layer = frame.attrs.get("layer")
+    return (
+        f"wrote {len(frame)} embeddings ({dims} dims, layer {'none' if layer is None else layer}, "
+        f"pooling {frame.attrs.get('pooling')}) to {path}"
+    )

@@ -1,0 +1,200 @@
+"""``mosquito-ssl embed`` / ``probe.export``: exported vectors are the probe cache's, files round-trip."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from mosquito_ssl.cli import app
+from mosquito_ssl.data.feature_cache import build_features
+from mosquito_ssl.data.manifest import read_dataset
+from mosquito_ssl.data.synthetic import synthesize
+from mosquito_ssl.errors import ConfigError
+from mosquito_ssl.model.encoder import load_encoder
+from mosquito_ssl.probe import embeddings
+from mosquito_ssl.probe.config import ProbeConfig
+from mosquito_ssl.probe.export import embed, write_embeddings
+from mosquito_ssl.probe.inputs import load_encoder_for
+from mosquito_ssl.probe.run import encoder_embeddings
+
+runner = CliRunner()
+LINE = re.compile(r"^wrote (\d+) embeddings \((\d+) dims, layer (\w+), pooling (\S+)\) to (.+)$")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_pipiens"],
+        recordings_per_species=3,
+        clips_per_recording=2,
+    )
+
+
+@pytest.fixture(scope="module")
+def flat(synth, tmp_path_factory):
+    """A flat folder of unlabelled wavs (no manifest, no label folders)."""
+    folder = tmp_path_factory.mktemp("flat")
+    for wav in sorted(synth.glob("*/*.wav"))[:4]:
+        shutil.copy(wav, folder / f"{wav.parent.name}_{wav.name}")
+    return folder
+
+
+def _rows(frame: pd.DataFrame) -> list[tuple]:
+    return list(zip(frame["path"], frame["offset"], frame["label"], frame["group"], strict=True))
+
+
+def _cached(data, encoder: str, pooling: str) -> tuple[np.ndarray, list]:
+    """The probe stage's (N, L+1, D) array and the feature cache's items, read as a probe reads them."""
+    model, settings = load_encoder_for(ProbeConfig(data=data, encoder=encoder, pooling=pooling))
+    cache = build_features(read_dataset(data, clip_seconds=settings.clip_seconds), settings)
+    E, _ = encoder_embeddings(encoder, model, cache, pooling)
+    return np.asarray(E), cache.items
+
+
+@pytest.mark.parametrize(("layer", "pooling"), [(None, "freq_stack"), (1, "mean")])
+def test_vectors_are_the_probe_cache_rows(synth, layer, pooling):
+    E, items = _cached(synth, "random:tiny", pooling)
+    before = embeddings.EMBED_FORWARDS
+    frame = embed(synth, "random:tiny", layer, pooling, batch_size=5)
+    assert before == embeddings.EMBED_FORWARDS  # read from the probe's cache entry
+    np.testing.assert_array_equal(np.stack(frame["vector"]), E[:, -1 if layer is None else layer])
+    assert frame["vector"][0].dtype == np.float32 and frame["vector"][0].ndim == 1
+    assert _rows(frame) == [(i.path, i.offset, i.label, i.group) for i in items]
+    assert frame.attrs == {
+        "encoder": "random:tiny",
+        "layer": E.shape[1] - 1 if layer is None else layer,
+        "pooling": pooling,
+    }
+
+
+def test_embed_after_probe_linear_runs_no_forward(synth, tmp_path):
+    probe = runner.invoke(app, ["probe", "linear", str(synth), "--encoder", "random:tiny", "--out", str(tmp_path)])
+    assert probe.exit_code == 0, probe.output
+    before = embeddings.EMBED_FORWARDS
+    out = tmp_path / "e.npz"
+    result = runner.invoke(app, ["embed", str(synth), "--encoder", "random:tiny", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert before == embeddings.EMBED_FORWARDS
+    E, items = _cached(synth, "random:tiny", "freq_stack")
+    with np.load(out) as z:
+        np.testing.assert_array_equal(z["vector"], E[:, -1])
+        assert z["path"].tolist() == [i.path for i in items]
+
+
+def test_second_embed_runs_no_forward(synth):
+    first = embed(synth, "random:tiny")
+    before = embeddings.EMBED_FORWARDS
+    second = embed(synth, "random:tiny")
+    assert before == embeddings.EMBED_FORWARDS
+    np.testing.assert_array_equal(np.stack(first["vector"]), np.stack(second["vector"]))
+
+
+def test_parquet_round_trip(synth, tmp_path):
+    frame = embed(synth, "random:tiny", 2, "cls")
+    path = write_embeddings(frame, tmp_path / "sub" / "e.parquet")
+    back = pd.read_parquet(path)
+    assert list(back.columns) == ["path", "offset", "group", "label", "vector"]
+    assert back["path"].tolist() == frame["path"].tolist() and back["label"].tolist() == frame["label"].tolist()
+    assert back["group"].tolist() == frame["group"].tolist()
+    np.testing.assert_array_equal(back["offset"].to_numpy(), frame["offset"].to_numpy())
+    assert back["vector"][0].dtype == np.float32
+    np.testing.assert_array_equal(np.stack(back["vector"]), np.stack(frame["vector"]))
+    meta = pq.read_schema(path).metadata
+    assert (meta[b"encoder"], meta[b"layer"], meta[b"pooling"]) == (b"random:tiny", b"2", b"cls")
+    assert [p.name for p in path.parent.iterdir()] == ["e.parquet"]  # no temporary file left
+
+
+def test_npz_round_trip(synth, tmp_path):
+    frame = embed(synth, "random:tiny")
+    path = write_embeddings(frame, tmp_path / "e.npz")
+    with np.load(path) as z:  # no allow_pickle: plain str / float arrays
+        assert z["vector"].dtype == np.float32 and z["vector"].shape == (len(frame), len(frame["vector"][0]))
+        np.testing.assert_array_equal(z["vector"], np.stack(frame["vector"]))
+        for column in ("path", "group", "label"):
+            assert z[column].tolist() == frame[column].tolist(), column
+        np.testing.assert_array_equal(z["offset"], frame["offset"].to_numpy())
+        assert (str(z["encoder"]), int(z["layer"]), str(z["pooling"])) == ("random:tiny", 3, "freq_stack")
+
+
+def test_unlabelled_flat_folder(flat, tmp_path):
+    frame = embed(flat, "random:tiny", window=0.5)
+    assert len(frame) == 8 and frame["label"].isna().all() and frame["label"].tolist() == [None] * 8
+    assert sorted(set(frame["offset"])) == [0.0, 0.5]
+    write_embeddings(frame, tmp_path / "e.parquet")
+    write_embeddings(frame, tmp_path / "e.npz")
+    assert pd.read_parquet(tmp_path / "e.parquet")["label"].isna().all()
+    with np.load(tmp_path / "e.npz") as z:
+        assert z["label"].tolist() == [""] * 8 and z["group"].tolist() == frame["group"].tolist()
+
+
+def test_handcrafted_and_a_checkpoint_folder(synth, tmp_path):
+    frame = embed(synth, "handcrafted")
+    assert frame.attrs == {"encoder": "handcrafted", "layer": None, "pooling": "none"}
+    with np.load(write_embeddings(frame, tmp_path / "h.npz")) as z:
+        assert int(z["layer"]) == -1 and str(z["pooling"]) == "none"
+    model, _ = load_encoder("random:tiny")
+    model.save_pretrained(tmp_path / "hf")  # an HF AST checkpoint folder
+    saved = embed(synth, tmp_path / "hf", 0, "mean")
+    assert saved.attrs["encoder"] == str((tmp_path / "hf").resolve()) and saved.attrs["layer"] == 0
+
+
+def test_bad_extension_and_bad_layer(synth, tmp_path):
+    frame = embed(synth, "handcrafted")
+    with pytest.raises(ConfigError, match=r"--out .*\.parquet or \.npz"):
+        write_embeddings(frame, tmp_path / "e.csv")
+    with pytest.raises(ConfigError, match="--layer 9 does not exist"):
+        embed(synth, "random:tiny", layer=9)
+    with pytest.raises(ConfigError, match="--layer does not apply to --encoder handcrafted"):
+        embed(synth, "handcrafted", layer=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_writes_the_file_and_prints_one_line(synth, tmp_path):
+    out = tmp_path / "e.parquet"
+    args = ["embed", str(synth), "--encoder", "random:tiny", "--layer", "1", "--pooling", "mean", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--batch-size", "4", "--group-column", "group"])
+    assert result.exit_code == 0, result.output
+    match = LINE.match(result.stdout.strip().splitlines()[-1])
+    assert match and match.groups() == ("12", "64", "1", "mean", str(out)), result.stdout
+    assert len(pd.read_parquet(out)) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "e.txt"], "error: --out e.txt: unknown file type '.txt'"),
+        (["--out", "e.npz", "--layer", "7"], "error: --layer 7 does not exist"),
+        (["--out", "e.npz", "--pooling", "max"], "error: --pooling 'max' is not valid"),
+    ],
+)
+def test_cli_user_errors_are_one_line(synth, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["embed", str(synth), "--encoder", "random:tiny", *args])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith(message), result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_embed_takes_the_probe_front_end_and_shares_its_cache(tmp_path):
+    """random:<preset> with --sample-rate/--normalize: the vectors are the probe's (same cache entry)."""
+    from mosquito_ssl.data.synthetic import synthesize
+    from mosquito_ssl.probe import embeddings
+    from mosquito_ssl.probe.config import ProbeConfig
+    from mosquito_ssl.probe.export import embed
+    from mosquito_ssl.probe.run import run_probe
+
+    data = synthesize(
+        tmp_path / "s", species=["aedes_aegypti", "culex_pipiens"], recordings_per_species=3, clips_per_recording=2
+    )
+    run_probe(ProbeConfig(data=data, encoder="random:tiny", sample_rate=8000, normalize="dataset", out=tmp_path / "r"))
+    forwards = embeddings.EMBED_FORWARDS
+    frame = embed(data, "random:tiny", sample_rate=8000, normalize="dataset")
+    assert forwards == embeddings.EMBED_FORWARDS  # the probe's entry: nothing computed again
+    assert len(frame) == 12 and frame["vector"].iloc[0].shape == (12 * 64,)
