@@ -26,3 +26,16 @@ def shared_data(name: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    """A tiny labelled synthetic set: 2 species x 3 recordings x 2 clips (modules may define their own)."""
+    from mosquito_ssl.data.synthetic import synthesize
+
+    return synthesize(
+        tmp_path_factory.mktemp("synth"),
+        species=["aedes_aegypti", "culex_pipiens"],
+        recordings_per_species=3,
+        clips_per_recording=2,
+    )

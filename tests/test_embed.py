@@ -28,16 +28,6 @@ LINE = re.compile(r"^wrote (\d+) embeddings \((\d+) dims, layer (\w+), pooling (
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synthesize(
-        tmp_path_factory.mktemp("synth"),
-        species=["aedes_aegypti", "culex_pipiens"],
-        recordings_per_species=3,
-        clips_per_recording=2,
-    )
-
-
-@pytest.fixture(scope="module")
 def flat(synth, tmp_path_factory):
     """A flat folder of unlabelled wavs (no manifest, no label folders)."""
     folder = tmp_path_factory.mktemp("flat")
@@ -184,7 +174,6 @@ def test_cli_user_errors_are_one_line(synth, tmp_path, monkeypatch, args, messag
 
 def test_embed_takes_the_probe_front_end_and_shares_its_cache(tmp_path):
     """random:<preset> with --sample-rate/--normalize: the vectors are the probe's (same cache entry)."""
-    from mosquito_ssl.data.synthetic import synthesize
     from mosquito_ssl.probe import embeddings
     from mosquito_ssl.probe.config import ProbeConfig
     from mosquito_ssl.probe.export import embed

@@ -6,19 +6,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import ConfigError
 from mosquito_ssl.probe.cli import app
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synthesize(
-        tmp_path_factory.mktemp("synth"),
-        species=["aedes_aegypti", "culex_pipiens"],
-        recordings_per_species=3,
-        clips_per_recording=2,
-    )
 
 
 def test_every_command_has_an_example():

@@ -118,3 +118,16 @@ def test_report_header_states_the_classes_and_the_protocol(tmp_path):
         "Front end": "8000 Hz, 128 mel bins, dataset mean/std",
     }
     assert protocol_summary([str(tmp_path / "absent")]) == {}
+
+
+def test_the_group_count_is_taken_after_the_cap():
+    """Groups holding several classes (speakers, sites): the cap can leave a class in fewer groups."""
+    items = [Item(f"s{g}_{c}.wav", c, f"s{g}") for g in range(4) for c in "ab"]  # 4 speakers, a and b each
+    items += [Item(f"r{g}.wav", "c", f"r{g}") for g in range(3)]  # c: 3 recordings of its own
+    kept, report = apply_protocol(
+        Dataset(items, "csv", Path(".")), Protocol(max_clips_per_group=1, min_groups_per_class=3)
+    )
+    # one clip per speaker: a and b share 4 speakers, so one of them keeps 2 or fewer and is left out
+    assert report["left_out"] and set(report["left_out"]) <= {"a", "b"} and "c" in report["used_classes"]
+    for c in report["used_classes"]:
+        assert len({i.group for i in kept.items if i.label == c}) >= 3

@@ -5,10 +5,11 @@
 
 ``Protocol`` holds the four options (one glossary: ``group`` is a recording, or whatever
 ``--group-column`` names) and ``apply_protocol`` applies them to a labelled ``Dataset`` before any
-audio is decoded, in this order: keep ``classes`` / drop ``exclude_classes``; leave out classes
-with fewer than ``min_groups_per_class`` groups (one log line names them with their counts,
-where the default would stop the run at the split check); keep at most ``max_clips_per_group``
-clips of each group (a seeded choice, kept in file order), so long recordings do not dominate.
+audio is decoded, in this order: keep ``classes`` / drop ``exclude_classes``; keep at most
+``max_clips_per_group`` clips of each group (a seeded choice, kept in file order), so long
+recordings do not dominate; leave out classes with fewer than ``min_groups_per_class`` groups
+left (one log line names them with their counts, where the default would stop the run at the
+split check).
 The options are ProbeConfig fields (config.json, run name); the clip list they leave is in every
 cache key; ``metrics.json`` holds the report (``used_classes``, ``left_out``).
 """
@@ -104,13 +105,13 @@ def apply_protocol(dataset: Dataset, protocol: Protocol) -> tuple[Dataset, dict[
         }
     if protocol.classes or protocol.exclude_classes:
         items = _select_classes(items, protocol)
-    left_out: dict[str, int] = {}
-    if protocol.min_groups_per_class:
-        items, left_out = _enough_groups(items, protocol.min_groups_per_class)
     if protocol.max_clips_per_group:
         before = len(items)
         items = _cap_groups(items, protocol.max_clips_per_group, protocol.seed)
         log.info("--max-clips-per-group %d: %d of %d clips kept", protocol.max_clips_per_group, len(items), before)
+    left_out: dict[str, int] = {}
+    if protocol.min_groups_per_class:  # after the cap: a class must still have K groups to split
+        items, left_out = _enough_groups(items, protocol.min_groups_per_class)
     used = sorted({str(i.label) for i in items})
     if len(used) < 2:
         raise DataError(
