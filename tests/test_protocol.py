@@ -131,3 +131,10 @@ def test_the_group_count_is_taken_after_the_cap():
     assert report["left_out"] and set(report["left_out"]) <= {"a", "b"} and "c" in report["used_classes"]
     for c in report["used_classes"]:
         assert len({i.group for i in kept.items if i.label == c}) >= 3
+
+
+def test_class_lists_from_a_toml_file_or_a_flag_are_the_same(tmp_path):
+    from mosquito_ssl.probe.config import ProbeConfig
+
+    spellings = ("a, b", ["a", "b"], ("a", "b"))
+    assert {ProbeConfig(data=tmp_path, classes=c, exclude_classes=c).classes for c in spellings} == {("a", "b")}

@@ -84,12 +84,3 @@ class ProtocolOpts:
         Optional[int],
         typer.Option("--min-groups-per-class", help="Leave out (and log) classes with fewer than K groups."),
     ]
-
-
-def protocol_flags(flags: dict) -> dict:
-    """``--classes a,b`` / ``--exclude-classes`` as tuples (None stays None: not given)."""
-    return {
-        name: tuple(c.strip() for c in flags[name].split(",") if c.strip())
-        for name in ("classes", "exclude_classes")
-        if flags.get(name) is not None
-    }

@@ -26,7 +26,6 @@ from ..options import (
     ProtocolOpts,
     SeedOpt,
     WindowOpt,
-    protocol_flags,
 )
 
 app = typer.Typer(help="Prepare data: synthetic mosquito tones, layouts, feature caches.", no_args_is_help=True)
@@ -82,11 +81,10 @@ def inspect(
 ) -> None:
     """Read a data source, build its feature cache and summarise it (what a probe would use)."""
     from .feature_cache import inspect_data  # torch-free: inspecting data loads no model
-    from .protocol import Protocol
+    from .protocol import Protocol, class_names
 
-    chosen = {"classes": classes, "exclude_classes": exclude_classes, **protocol_flags(locals())}
     protocol = Protocol(
-        chosen["classes"], chosen["exclude_classes"], max_clips_per_group, min_groups_per_class, seed or 0
+        class_names(classes), class_names(exclude_classes), max_clips_per_group, min_groups_per_class, seed or 0
     )
     report = inspect_data(
         data, layout=layout or "auto", window=window, hop=hop, label_column=label_column,

@@ -39,6 +39,8 @@ class Protocol:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        for name in ("classes", "exclude_classes"):
+            object.__setattr__(self, name, class_names(getattr(self, name)))
         for name in ("max_clips_per_group", "min_groups_per_class"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -47,6 +49,14 @@ class Protocol:
     @property
     def active(self) -> bool:
         return any(getattr(self, f.name) is not None for f in dataclasses.fields(self) if f.name != "seed")
+
+
+def class_names(value) -> tuple[str, ...] | None:
+    """``"a,b"`` (a flag) or ``["a", "b"]`` (TOML) -> ``("a", "b")``; None stays None (not given)."""
+    if value is None:
+        return None
+    names = value.split(",") if isinstance(value, str) else value
+    return tuple(str(c).strip() for c in names if str(c).strip())
 
 
 def _group(item: Item, index: int) -> str:

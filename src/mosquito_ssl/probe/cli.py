@@ -35,7 +35,6 @@ from ..options import (
     SampleRateOpt,
     SeedOpt,
     WindowOpt,
-    protocol_flags,
 )
 
 Opt = typer.Option
@@ -193,7 +192,6 @@ def _run(probe: str, flags: dict[str, Any]) -> None:
     legacy_name = flags.pop("encoder_label")
     if flags["encoder_name"] is None:
         flags["encoder_name"] = legacy_name
-    flags.update(protocol_flags(flags))
     cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
     result = run_probe(cfg)
     typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))

@@ -119,6 +119,10 @@ class ProbeConfig:
                 f"{', '.join(self.front_end_flags)} set(s) the front end of random:<preset> and baseline encoders: "
                 f"{self.encoder} brings its own in preprocessor_config.json; drop the flag"
             )
+        from ..data.protocol import class_names
+
+        for name in ("classes", "exclude_classes"):  # stored as Protocol reads them: config.json agrees
+            object.__setattr__(self, name, class_names(getattr(self, name)))
         _ = self.protocol  # validates the protocol options
         from .recipe import check_recipe
 
