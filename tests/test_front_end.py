@@ -101,7 +101,7 @@ def test_dataset_statistics_match_numpy(clips):
     assert mean == pytest.approx(raw.mean(), rel=1e-5)
     assert std == pytest.approx(raw.std(), rel=1e-5)
 
-    normalized = dataset_normalized(dataset, settings, rows)
+    normalized = dataset_normalized(dataset, cache, rows)
     assert (normalized.settings.mean, normalized.settings.std, normalized.settings.normalize) == pytest.approx(
         (mean, std, "dataset")
     )
@@ -143,3 +143,16 @@ def test_front_end_flags_are_for_random_and_baseline_encoders_only(tmp_path):
     assert ok.front_end() == FeatureSettings(sample_rate=8000, normalize="dataset")
     with pytest.raises(ConfigError, match="--sample-rate"):
         ProbeConfig(data=tmp_path, encoder=str(tmp_path / "run"), sample_rate=8000)
+
+
+def test_logmel_baseline_is_band_mean_and_std_per_clip(clips):
+    from mosquito_ssl.data.features import build_features
+    from mosquito_ssl.data.manifest import read_dataset
+    from mosquito_ssl.probe.run import encoder_embeddings
+
+    cache = build_features(read_dataset(clips), FeatureSettings(sample_rate=8000))
+    E, _ = encoder_embeddings("logmel", None, cache, "freq_stack")
+    feats = np.asarray(cache.features, dtype=np.float64)
+    expected = np.concatenate([feats.mean(axis=1), feats.std(axis=1)], axis=1)
+    assert E.shape == (6, 1, 256)
+    np.testing.assert_allclose(E[:, 0, :], expected, rtol=1e-5, atol=1e-6)

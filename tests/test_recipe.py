@@ -74,11 +74,12 @@ def test_specaugment_masks_bands_and_mixup_mixes_targets():
     torch.manual_seed(0)
     x = torch.randn(8, 100, 128) + 5.0  # no cell is 0 before masking
     labels = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
-    masked, target = augment(x, labels, 3, specaugment=1.0, mixup=0.0)
+    one_hot = torch.nn.functional.one_hot(labels, 3).float()
+    masked, target = augment(x, one_hot, specaugment=1.0, mixup=0.0)
     zero = masked == 0
     assert zero.any() and torch.equal(masked[~zero], x[~zero])
-    assert torch.equal(target, torch.nn.functional.one_hot(labels, 3).float())
-    mixed, soft = augment(x, labels, 3, specaugment=0.0, mixup=0.4)
+    assert torch.equal(target, one_hot)
+    mixed, soft = augment(x, one_hot, specaugment=0.0, mixup=0.4)
     torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))
     lam = soft[torch.arange(8), labels]  # weight of each clip's own class (>= lam when partners share it)
     assert ((lam > 0) & (lam <= 1)).all() and not torch.equal(mixed, x)

@@ -103,3 +103,18 @@ def test_pretraining_and_probe_share_the_feature_cache(synth, tmp_path):
     assert audio.DECODES - before == decoded  # the probe decoded nothing
     assert probe_cache.path == pretrain_cache.path
     assert probe_cache.path.parent == cache_dir / "features"
+
+
+def test_atomic_files_get_the_umask_mode_and_vanish_on_error(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        path = runs.write_text_atomic(tmp_path / "a.json", "{}")
+        assert (path.stat().st_mode & 0o777) == 0o644  # mkstemp alone gives 0600
+        with pytest.raises(RuntimeError), runs.atomic_file(tmp_path / "b.bin") as fh:
+            fh.write(b"partial")
+            raise RuntimeError("killed mid-write")
+    finally:
+        os.umask(umask)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]

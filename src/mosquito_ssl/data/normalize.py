@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 
 import numpy as np
 
 from .. import runs
-from .feature_cache import FeatureCache, build_features, cache_key, load_entry
+from .feature_cache import FeatureCache, cache_key, load_entry
 from .feature_settings import FeatureSettings
 from .items import Dataset
 
@@ -42,12 +43,11 @@ def feature_stats(cache: FeatureCache, indices=None, chunk: int = 1024) -> tuple
 
 
 def dataset_normalized(
-    dataset: Dataset, settings: FeatureSettings, indices=None, cache_dir=None, chunk: int = 1024
+    dataset: Dataset, raw: FeatureCache, indices=None, cache_dir=None, chunk: int = 1024
 ) -> FeatureCache:
-    """The feature cache of ``dataset`` normalised with the statistics of its rows ``indices``."""
-    raw = build_features(dataset, settings.raw(), cache_dir=cache_dir)
+    """``raw`` (``dataset``'s cache under ``FeatureSettings.raw()``) normalised with the statistics of its rows ``indices``."""
     mean, std = feature_stats(raw, indices, chunk)
-    target = dataclasses.replace(settings, mean=mean, std=std, normalize="dataset")
+    target = dataclasses.replace(raw.settings, mean=mean, std=std, normalize="dataset")
     log.info(
         "--normalize dataset: log-mel mean %.4f, std %.4f (AudioSet: %.4f, %.4f)",
         mean,
@@ -64,8 +64,6 @@ def dataset_normalized(
 
 def _write_affine(raw: FeatureCache, target: FeatureSettings, path, chunk: int) -> None:
     """Rows of ``raw`` re-normalised for ``target``, with raw's items, skips and settings files."""
-    import os
-
     s = raw.settings
     scale = s.std / target.std  # (x*2s + m - m') / (2s') = x*s/s' + (m - m')/(2s')
     shift = (s.mean - target.mean) / (2 * target.std)

@@ -195,7 +195,7 @@ def load_pretrain_data(cfg: PretrainConfig):
     if cfg.normalize == "dataset":  # statistics of the training clips only (same rows, same order)
         from ..data.normalize import dataset_normalized
 
-        cache = dataset_normalized(dataset, cfg.features, parts["train"], cache_dir=cfg.cache_dir)
+        cache = dataset_normalized(dataset, cache, parts["train"], cache_dir=cfg.cache_dir)
     return cache, parts["train"], parts["val"]
 
 

@@ -76,6 +76,11 @@ def logmel_stats(features: np.ndarray) -> np.ndarray:
     return np.concatenate([feats.mean(axis=1), feats.std(axis=1)], axis=1)
 
 
+def logmel_features(cache, chunk: int = 1024) -> np.ndarray:
+    """(N, 2F) log-mel mean and std per band of every clip of a FeatureCache, read in chunks."""
+    return np.concatenate([logmel_stats(cache.features[i : i + chunk]) for i in range(0, len(cache.items), chunk)])
+
+
 def handcrafted_features(
     cache, cache_dir: Path | None = None, force: bool = False, chunk: int = 256, progress: bool = True
 ) -> Embeddings:
@@ -110,7 +115,7 @@ def _compute(cache, chunk: int, progress: bool) -> np.ndarray:
     from ..data.audio import BadAudio, load_audio
 
     s = cache.settings
-    stats = np.concatenate([logmel_stats(cache.features[i : i + chunk]) for i in range(0, len(cache.items), chunk)])
+    stats = logmel_features(cache, chunk)
     wing = np.zeros((len(cache.items), 1 + N_HARMONICS), dtype=np.float32)
     # disable=None: no bar when stderr is no terminal (a log file gets no line per update)
     bar = tqdm(cache.items, desc="wingbeat f0", unit="clip", leave=False, disable=None if progress else True)

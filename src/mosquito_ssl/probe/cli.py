@@ -140,18 +140,20 @@ def _make(probe: str):
         head_init: Annotated[
             Optional[str], Opt(help="Head start: probe (the frozen encoder's linear probe, LP-FT) or random.")
         ] = None,
-        lr: Annotated[Optional[float], Opt(help="Learning rate of the encoder's top block (1e-3).")] = None,
+        lr: Annotated[Optional[float], Opt(help="Learning rate of the encoder's top block (1e-4).")] = None,
         head_lr: Annotated[Optional[float], Opt(help="Learning rate of the classification head (1e-3).")] = None,
         layer_decay: Annotated[Optional[float], Opt(help="Lr factor per block downwards (0.75; 1 = none).")] = None,
         warmup: Annotated[Optional[float], Opt(help="Warm-up fraction of all steps before cosine decay (0.1).")] = None,
         weight_decay: Annotated[Optional[float], Opt(help="AdamW weight decay of weight matrices (0.05).")] = None,
-        specaugment: Annotated[Optional[float], Opt(help="SpecAugment strength on inputs (1; 0 = off).")] = None,
+        specaugment: Annotated[
+            Optional[float], Opt(help="SpecAugment strength on inputs (0 = off, the default; 1 = AST's bands).")
+        ] = None,
         mixup: Annotated[Optional[float], Opt(help="Mixup Beta(a, a) parameter a (0 = off).")] = None,
         balance: Annotated[Optional[str], Opt(help="Class balance: weights (loss), sampler or none.")] = None,
-        epochs: Annotated[Optional[int], Opt(help="Most epochs; early stopping usually ends sooner (30).")] = None,
+        epochs: Annotated[Optional[int], Opt(help="Most epochs; early stopping usually ends sooner (20).")] = None,
         batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
-        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (8).")] = None,
-        dropout: Annotated[Optional[float], Opt(help="Dropout before the head (0.1).")] = None,
+        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (6).")] = None,
+        dropout: Annotated[Optional[float], Opt(help="Dropout before the head (0).")] = None,
         encoder_name: Annotated[
             Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
         ] = None,

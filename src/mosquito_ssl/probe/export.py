@@ -21,16 +21,13 @@ as ``handcrafted`` has no layers: ``layer`` None in the frame, ``-1`` in the fil
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .. import runs
 from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from .config import BASELINES, ProbeConfig
@@ -185,7 +182,7 @@ def write_embeddings(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write ``frame`` (from ``embed``) to ``path``, Parquet or npz by its extension, atomically."""
     path = Path(path)
     kind = output_format(path)
-    with _atomic_file(path) as fh:
+    with runs.atomic_file(path) as fh:  # streamed: an export of many clips is large
         if kind == ".parquet":
             import pyarrow.parquet as pq
 
@@ -194,29 +191,6 @@ def write_embeddings(frame: pd.DataFrame, path: str | Path) -> Path:
             arrays: dict[str, Any] = embedding_arrays(frame)  # Any: numpy's stub types savez's keywords as bool
             np.savez(fh, **arrays)
     return path
-
-
-@contextmanager
-def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
-    """A binary file at a temporary name in ``path``'s folder, renamed to ``path`` when the body ends.
-
-    ``runs.write_bytes_atomic`` takes the whole file as bytes; an export of many clips is large,
-    so the writers stream into the file instead (same temporary name, fsync and rename).
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; an export is for other tools and users
-        os.replace(tmp, path)  # a reader sees the old file or the whole new one
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def describe(frame: pd.DataFrame, path: str | Path) -> str:

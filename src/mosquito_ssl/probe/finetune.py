@@ -82,7 +82,7 @@ class ASTClassifier(torch.nn.Module):
         if labels is not None:
             target = torch.nn.functional.one_hot(labels, self.n_classes).to(input_values.dtype)
             if self.training:
-                input_values, target = augment(input_values, labels, self.n_classes, self.specaugment, self.mixup)
+                input_values, target = augment(input_values, target, self.specaugment, self.mixup)
         hidden = self.encoder(input_values).last_hidden_state
         logits = self.head(self.dropout(pool_tokens(hidden, self.grid)[self.pooling]))
         loss = None

@@ -146,12 +146,14 @@ def features_for(cfg: ProbeConfig, dataset: Dataset, settings: FeatureSettings) 
     ``--normalize dataset`` on ``random:<preset>`` or a baseline takes the statistics of every
     clip (label-free); a checkpoint's statistics come with its settings.
     """
+    from ..data.feature_cache import build_features
+
     if cfg.normalize == "dataset":
         from ..data.normalize import dataset_normalized
 
-        return dataset_normalized(dataset, settings, cache_dir=cfg.cache_dir)
-    from ..data.feature_cache import build_features
-
+        return dataset_normalized(
+            dataset, build_features(dataset, settings.raw(), cfg.cache_dir), cache_dir=cfg.cache_dir
+        )
     return build_features(dataset, settings, cache_dir=cfg.cache_dir)
 
 

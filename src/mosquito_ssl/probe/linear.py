@@ -72,6 +72,29 @@ def _full_proba(model, X: np.ndarray, n_classes: int) -> np.ndarray:
     return proba
 
 
+def select(
+    make: Callable[[float, int], Pipeline],
+    grid: Sequence[float],
+    X: np.ndarray,
+    y: np.ndarray,
+    parts: dict[str, np.ndarray],
+    seed: int = 0,
+    name: str = "C",
+) -> tuple[float, float, Pipeline]:
+    """(value, validation balanced accuracy, model fit on train) of the best ``grid`` value; ties keep the first."""
+    tr, va = parts["train"], parts["val"]
+    best, best_score, best_model = None, -np.inf, None
+    for value in grid:
+        model = make(value, seed).fit(X[tr], y[tr])
+        score = val_score(y[va], model.predict(X[va]))
+        log.debug("%s=%g: val balanced accuracy %.4f", name, value, score)
+        if score > best_score:
+            best, best_score, best_model = value, score, model
+    # Scores are balanced accuracies (>= 0 > -inf), so any non-empty grid picks a value.
+    assert best is not None and best_model is not None, "select needs a non-empty grid"
+    return best, float(best_score), best_model
+
+
 def fit_selected(
     make: Callable[[float, int], Pipeline],
     grid: Sequence[float],
@@ -89,15 +112,7 @@ def fit_selected(
     it) and that model is scored once on test.
     """
     tr, va, te = parts["train"], parts["val"], parts["test"]
-    best, best_score, best_model = None, -np.inf, None
-    for value in grid:
-        model = make(value, seed).fit(X[tr], y[tr])
-        score = val_score(y[va], model.predict(X[va]))
-        log.debug("%s=%g: val balanced accuracy %.4f", name, value, score)
-        if score > best_score:
-            best, best_score, best_model = value, score, model
-    # Scores are balanced accuracies (>= 0 > -inf), so any non-empty grid picks a value.
-    assert best is not None and best_model is not None, "fit_selected needs a non-empty grid"
+    best, best_score, best_model = select(make, grid, X, y, parts, seed, name)
     fit = Fit(params={name: float(best), "val_balanced_accuracy": float(best_score)})
     fit.proba["val"] = _full_proba(best_model, X[va], n_classes)
     final = make(best, seed).fit(X[np.concatenate([tr, va])], y[np.concatenate([tr, va])])

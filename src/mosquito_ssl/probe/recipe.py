@@ -94,13 +94,12 @@ def parameter_groups(model, lr: float, head_lr: float, layer_decay: float, weigh
     return [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in sorted(groups.items())]
 
 
-def augment(x, labels, n_classes: int, specaugment: float, mixup: float):
-    """(inputs, soft targets) for one training batch: SpecAugment bands, then mixup."""
+def augment(x, target, specaugment: float, mixup: float):
+    """(inputs, soft targets) for one training batch of one-hot ``target``: SpecAugment bands, then mixup."""
     import torch
 
     from ..model.masking import MaskSettings, sample_masks
 
-    target = torch.nn.functional.one_hot(labels, n_classes).to(x.dtype)
     if specaugment > 0:
         mask = sample_masks(
             x.shape[0], x.shape[1], x.shape[2], MaskSettings(mask_strength=specaugment), device=x.device
@@ -136,12 +135,9 @@ def probe_head(head, X: np.ndarray, y: np.ndarray, parts: dict, n_classes: int, 
     """
     import torch
 
-    from .linear import logistic, val_score
+    from .linear import logistic, select
 
-    tr, va = parts["train"], parts["val"]
-    fits = [logistic(c, seed).fit(X[tr], y[tr]) for c in sorted(grid)]
-    scores = [val_score(y[va], model.predict(X[va])) for model in fits]
-    best = fits[int(np.argmax(scores))]
+    _, score, best = select(logistic, sorted(grid), X, y, parts, seed)  # the linear probe's choice of C
     scaler, lr = best.steps[0][1], best.steps[-1][1]
     coef, intercept = lr.coef_, lr.intercept_
     if coef.shape[0] == 1:  # binary: sklearn keeps one row, the logit of classes_[1]
@@ -154,4 +150,4 @@ def probe_head(head, X: np.ndarray, y: np.ndarray, parts: dict, n_classes: int, 
             tensor.copy_(torch.as_tensor(value, dtype=tensor.dtype))
         head.mean.copy_(torch.as_tensor(scaler.mean_, dtype=head.mean.dtype))
         head.scale.copy_(torch.as_tensor(scaler.scale_, dtype=head.scale.dtype))
-    return float(max(scores))
+    return score

@@ -108,10 +108,9 @@ def encoder_embeddings(
     for it (None for a baseline); the probe stage and ``mosquito-ssl embed`` both read through here.
     """
     if encoder == LOGMEL:  # one pass over the cached features: cheaper than a cache entry of its own
-        from .baselines import logmel_stats
+        from .baselines import logmel_features
 
-        stats = np.concatenate([logmel_stats(cache.features[i : i + 1024]) for i in range(0, len(cache), 1024)])
-        return stats[:, None, :], Path(cache.path)
+        return logmel_features(cache)[:, None, :], Path(cache.path)
     if encoder == HANDCRAFTED:
         from .baselines import POOLING, handcrafted_features
 
