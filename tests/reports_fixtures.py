@@ -7,58 +7,36 @@
 Without ``methods`` the store has schema version 1 (no method column), as stores written before
 the method axis: reading it must treat its ssl cells as ``reconstruct``.
 
+    store = make_store_v3(tmp_path)   # schema 3: mae x mask_ratio 0.6/0.8 next to reconstruct x
+                                      # mask_strength 0.5/1.0, 3 seeds, random baseline
+    store = make_store_v3(tmp_path, axes=(MASK_RATIO, CLIPS))   # plus a swept [probe] setting
+
+Schema 3 adds one column per swept setting to both tables (REAL for numbers, TEXT otherwise,
+NULL where it does not apply) and ``meta.axes`` describing them.
+
 Values are known: ``value = base + small seeded noise``; tests recompute expectations from the
 ``results`` table with plain pandas, independently of the report code.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-CELL_COLUMNS = [
-    "cell_id",
-    "sweep",
-    "encoder",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "seed",
-    "status",
-    "error",
-    "run_dir",
-    "pretrain_dir",
-    "package_version",
-    "git_commit",
-    "torch_version",
-    "transformers_version",
-    "device",
-    "wall_time_s",
-    "finished_at",
-]
-RESULT_COLUMNS = [
-    "cell_id",
-    "sweep",
-    "encoder",
-    "mask_strength",
-    "mask_kind",
-    "loss_on",
-    "freeze",
-    "probe",
-    "pooling",
-    "layer",
-    "seed",
-    "split",
-    "metric",
-    "value",
-]
+# One string per table keeps the column lists short; they follow SCHEMA below.
+CELL_COLUMNS = (  # noqa: SIM905
+    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling seed status error run_dir "
+    "pretrain_dir package_version git_commit torch_version transformers_version device wall_time_s finished_at"
+).split()
+RESULT_COLUMNS = (  # noqa: SIM905
+    "cell_id sweep encoder mask_strength mask_kind loss_on freeze probe pooling layer seed split metric value"
+).split()
 SCHEMA = """
 CREATE TABLE cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, mask_strength REAL,
   mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT, seed INTEGER, status TEXT,
@@ -111,14 +89,19 @@ def _artifacts(run_dir: Path, value: float, rng: np.random.Generator, n_clips: i
     confusion.to_csv(run_dir / "confusion_test.csv")
 
 
-def _log_history(pretrain_dir: Path, mask_strength: float, epochs: int = 6) -> None:
+def _log_history(pretrain_dir: Path, mask_strength: float, epochs: int = 6, loss_name: str | None = None) -> None:
+    """Old runs log the selection loss as ``eval_mse``; runs that name their loss (metrics.json
+    ``loss_name``) log it as ``eval_loss``."""
     pretrain_dir.mkdir(parents=True, exist_ok=True)
     history = []
     for epoch in range(1, epochs + 1):
         loss = 1.0 / epoch + 0.1 * (mask_strength or 0.0)
         history.append({"epoch": float(epoch), "step": epoch * 10, "loss": loss, "learning_rate": 1e-4})
-        history.append({"epoch": float(epoch), "step": epoch * 10, "eval_mse": loss * 1.1})
+        key = "eval_loss" if loss_name else "eval_mse"
+        history.append({"epoch": float(epoch), "step": epoch * 10, key: loss * 1.1})
     (pretrain_dir / "log_history.json").write_text(json.dumps(history))
+    if loss_name:
+        (pretrain_dir / "metrics.json").write_text(json.dumps({"loss_name": loss_name}))
 
 
 def _ssl_settings(mask_strengths, mask_kinds, methods):
@@ -211,14 +194,20 @@ def make_store(
     return write_store(tmp_path / name, pd.DataFrame(cells), frame, with_method=methods is not None)
 
 
-def write_store(path: Path, cells: pd.DataFrame, results: pd.DataFrame, with_method: bool = False) -> Path:
-    """Create the two tables with the exact schema (version 2 ``with_method``, else 1) and insert the rows."""
-    cell_columns = CELL_COLUMNS_V2 if with_method else CELL_COLUMNS
-    result_columns = RESULT_COLUMNS_V2 if with_method else RESULT_COLUMNS
+def write_store(
+    path: Path, cells: pd.DataFrame, results: pd.DataFrame, with_method: bool = False, axes: tuple = ()
+) -> Path:
+    """Create the two tables with the exact schema (version 2 ``with_method``, else 1; version 3 with
+    ``axes``: one more column each in both tables and ``meta``) and insert the rows."""
+    extra = [a.column for a in axes]
+    cell_columns = [*(CELL_COLUMNS_V2 if with_method or axes else CELL_COLUMNS), *extra]
+    result_columns = [*(RESULT_COLUMNS_V2 if with_method or axes else RESULT_COLUMNS), *extra]
     con = sqlite3.connect(path)
     try:
         con.execute("PRAGMA journal_mode=WAL")
-        con.executescript(SCHEMA_V2 if with_method else SCHEMA)
+        con.executescript(SCHEMA_V2 if with_method or axes else SCHEMA)
+        if axes:
+            _schema_v3(con, axes)
         cells = cells.reindex(columns=cell_columns).astype(object).where(cells.notna(), None)
         results = results.reindex(columns=result_columns).astype(object)
         results = results.where(results.notna(), None)
@@ -242,3 +231,93 @@ def read_results(path: Path) -> pd.DataFrame:
         return pd.read_sql("SELECT * FROM results", con)
     finally:
         con.close()
+
+
+@dataclass(frozen=True)
+class Axis:
+    """A swept setting of a schema-3 store: its column, ``[pretrain]``/``[probe]`` table, values
+    and, for a pretrain setting, the methods it applies to (NULL for the others and baselines)."""
+
+    column: str
+    table: str
+    key: str
+    values: tuple
+    methods: tuple[str, ...] = ()
+
+    @property
+    def numeric(self) -> bool:
+        return all(isinstance(v, (int, float)) for v in self.values)
+
+    def applies(self, encoder: str, method) -> bool:
+        if self.table == "probe":
+            return True
+        return encoder == "ssl" and (not self.methods or method in self.methods)
+
+
+MASK_RATIO = Axis("mask_ratio", "pretrain", "mask_ratio", (0.6, 0.8), methods=("mae",))
+CLIPS = Axis("max_clips_per_group", "probe", "max_clips_per_group", (5, 20, 500))
+NORMALIZE = Axis("normalize", "probe", "normalize", ("audioset", "dataset"))
+LOSS_NAMES = {"mae": "masked-patch MSE", "reconstruct": "reconstruction MSE"}
+
+
+def _schema_v3(con: sqlite3.Connection, axes) -> None:
+    for axis in axes:
+        kind = "REAL" if axis.numeric else "TEXT"
+        for table in ("cells", "results"):
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{axis.column}" {kind}')
+    con.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT)")
+    meta = {a.column: {"table": a.table, "key": a.key, "numeric": a.numeric} for a in axes}
+    con.executemany("INSERT INTO meta VALUES (?, ?)", [("schema_version", "3"), ("axes", json.dumps(meta))])
+
+
+def axis_effect(axis: Axis, value) -> float:
+    """Known effect of a swept value on every metric: +0.04 per step along the axis's values."""
+    return 0.04 * axis.values.index(value) if value is not None else 0.0
+
+
+def _v3_cells(methods, mask_strengths, axes, baselines, freezes, probes, seeds):
+    settings = [dict(encoder="ssl", **ssl) for ssl in _ssl_settings(mask_strengths, ("specaugment",), methods)]
+    settings += [dict(encoder=b, method=None, mask_strength=None, mask_kind=None, loss_on=None) for b in baselines]
+    for seed, probe, freeze, base in itertools.product(seeds, probes, freezes, settings):
+        used = [a for a in axes if a.applies(base["encoder"], base["method"])]
+        for values in itertools.product(*(a.values for a in used)):
+            swept = {a.column: None for a in axes} | {a.column: v for a, v in zip(used, values, strict=True)}
+            yield dict(base, **swept, freeze=freeze, probe=probe, seed=seed)
+
+
+def make_store_v3(
+    tmp_path: Path,
+    axes: tuple[Axis, ...] = (MASK_RATIO,),
+    methods=("reconstruct", "mae"),
+    mask_strengths=(0.5, 1.0),
+    baselines=("random",),
+    freezes=("frozen", "full"),
+    probes=("linear",),
+    seeds=(0, 1, 2),
+    loss_names: dict | None = None,
+    name: str = "results.sqlite",
+) -> Path:
+    """A schema-3 store: every cell done, test and val headline rows, predictions and (with
+    ``loss_names`` = {method: loss_name}) pretrain runs that name their loss."""
+    rng = np.random.default_rng(99)
+    cells, results = [], []
+    for i, cell in enumerate(_v3_cells(methods, mask_strengths, axes, baselines, freezes, probes, seeds)):
+        cell_id = f"v{i:04d}"
+        run_dir, pretrain_dir = tmp_path / "runs" / cell_id, None
+        if cell["encoder"] == "ssl":
+            swept = "-".join(f"{a.column}{cell[a.column]}" for a in axes if a.table == "pretrain")
+            pretrain_dir = tmp_path / "pretrain" / f"{cell['method']}-ms{cell['mask_strength']}-{swept}-s{cell['seed']}"
+            if not (pretrain_dir / "log_history.json").exists():
+                _log_history(pretrain_dir, cell["mask_strength"], loss_name=(loss_names or {}).get(cell["method"]))
+        row = dict(cell, cell_id=cell_id, sweep="v3", pooling="mean", status="done", run_dir=str(run_dir),
+                   pretrain_dir=str(pretrain_dir) if pretrain_dir else None, finished_at="2026-01-01T00:00:00")  # fmt: skip
+        cells.append(row)
+        effect = sum(axis_effect(a, cell[a.column]) for a in axes if a.numeric)
+        for metric in METRICS:
+            value = base_value(cell["encoder"], cell["mask_strength"], cell["freeze"], metric, cell["method"])
+            value += effect + rng.normal(0, 0.015)
+            common = {k: row[k] for k in (*RESULT_COLUMNS_V2, *(a.column for a in axes)) if k in row}
+            results.append(dict(common, layer=None, split="test", metric=metric, value=value))
+            results.append(dict(common, layer=None, split="val", metric=metric, value=value + 0.01))
+        _artifacts(run_dir, 0.6, rng)
+    return write_store(tmp_path / name, pd.DataFrame(cells), pd.DataFrame(results), axes=axes)

@@ -121,10 +121,11 @@ def test_root_help_has_an_example_and_verbose_sets_debug():
 
 
 def unread_parameters(command: Any) -> list[str]:
-    """Parameters of the command its body never reads; ``dict(locals())`` reads them all (they
-    go to ``config.resolve``, where test_listed_options_reach_the_config checks them)."""
+    """Parameters of the command its body never reads; ``dict(locals())`` or ``**flags`` (a command
+    built from a config's declarations) reads them all (they go to ``config.resolve``, where
+    test_listed_options_reach_the_config checks them)."""
     node = body_of(callback_of(command))
-    if calls(node, "locals"):
+    if calls(node, "locals") or node.args.kwarg is not None:
         return []
     return [p.name for p in command.params if p.name not in names_read(node)]
 
@@ -213,7 +214,13 @@ def unused_options(cli, path, tmp_path, monkeypatch) -> tuple[list[str], list[st
     return unused, rejected
 
 
-RESOLVING = [p for p, c in COMMANDS.items() if calls(body_of(callback_of(c)), "resolve")]
+def resolves(command: Any) -> bool:
+    """The command builds a config: it calls ``resolve``, or it is built from a config's declarations."""
+    node = body_of(callback_of(command))
+    return calls(node, "resolve") or node.args.kwarg is not None
+
+
+RESOLVING = [p for p, c in COMMANDS.items() if resolves(c)]
 
 
 @pytest.mark.parametrize("path", RESOLVING, ids=[" ".join(p) for p in RESOLVING])
@@ -273,3 +280,64 @@ def test_the_option_checks_can_fail(tmp_path, monkeypatch):
     assert len(rejected) == 1 and rejected[0].startswith("--epochs 5: ") and "a finetune option" in rejected[0]
     assert unread_parameters(command_tree(_bad)[("stats",)]) == ["unused"]
     assert unread_parameters(command_tree(_bad)[("probe",)]) == []  # dict(locals()) reads them all
+
+
+# ---- defaults: every default --help shows is the declared one ------------------------------
+
+
+def _declared_commands() -> dict[tuple[str, ...], type]:
+    from mosquito_ssl.pretrain.config import PretrainConfig
+    from mosquito_ssl.probe.config import ProbeConfig
+
+    probes = {p: ProbeConfig for p in COMMANDS if p[0] == "probe" and p[1] != "presence"}
+    return {("pretrain",): PretrainConfig, ("embed",): ProbeConfig, **probes}
+
+
+DECLARED = _declared_commands()
+
+
+def _parsed(text: str, like: Any) -> Any:
+    """A default as --help shows it, read back as the type of the declared value."""
+    if isinstance(like, bool):
+        return {"on": True, "off": False}[text]
+    return type(like)(text) if isinstance(like, (int, float, Path)) else text
+
+
+@pytest.mark.parametrize("path", list(DECLARED), ids=[" ".join(p) for p in DECLARED])
+def test_every_default_in_help_is_the_declared_default(path):
+    from mosquito_ssl.cli_options import field_help
+    from mosquito_ssl.model.methods import METHODS, methods_with
+    from mosquito_ssl.settings import declared
+
+    cls = DECLARED[path]
+    fields = {f.name: f for f in declared(cls)}
+    checked = 0
+    for param in listed_options(COMMANDS[path]):
+        if param.name not in fields:
+            continue
+        field = fields[param.name]
+        assert param.help == field_help(cls, field)[0], f"--{param.name}: help is not the declaration's"
+        shown = re.search(r"\(default: ([^)]*)\)$", param.help or "")
+        if not shown or field.metadata.get("default_text"):
+            continue
+        owners = methods_with(param.name) if field.default is None else []
+        if owners:  # a method setting: "0.8" or "teacher 0.999, byol 0.99"
+            texts = dict(part.rsplit(" ", 1) for part in shown.group(1).split(", ")) if "," in shown.group(1) else {}
+            for m in owners:
+                want = getattr(METHODS[m].settings(), param.name)
+                assert _parsed(texts.get(m, shown.group(1)), want) == want, f"--{param.name} of {m}"
+        else:
+            assert _parsed(shown.group(1), field.default) == field.default, f"--{param.name}"
+        checked += 1
+    assert checked >= 5, f"only {checked} defaults found in `mosquito-ssl {' '.join(path)} --help`"
+
+
+def test_pretrain_help_groups_options_in_panels():
+    result = runner.invoke(app, ["pretrain", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0
+    width = max(len(line) for line in result.output.splitlines())
+    assert width <= 80
+    for panel in ("Data", "Front end", "Model", "Method reconstruct", "Method byol", "Optimisation", "Output"):
+        assert f"─ {panel} ─" in result.output, panel
+    text = plain(result.output)
+    assert text.index("--mask-strength") > text.index("Method reconstruct") > text.index("--preset")

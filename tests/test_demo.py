@@ -11,9 +11,10 @@ from mosquito_ssl.benchmarks import sweep
 from mosquito_ssl.cli import app
 from test_bench_sweep import FakeRunner
 
-# reconstruct at 2 mask strengths + mae = 3 pretrainings per seed, x 2 seeds; each probed by
-# frozen linear / finetune, partial:1 finetune and full finetune; random the same; handcrafted 2.
-CELLS = 3 * 2 * 4 + 2 * 4 + 2
+# mae at 2 mask ratios + reconstruct at 2 mask strengths = 4 pretrainings per seed, x 2 seeds;
+# each probed by frozen linear / finetune, partial:1 finetune and full finetune; random the
+# same; handcrafted 2.
+CELLS = 4 * 2 * 4 + 2 * 4 + 2
 
 
 def test_demo_grid(tmp_path):
@@ -21,10 +22,12 @@ def test_demo_grid(tmp_path):
     cells = demo.demo_spec(tmp_path, tmp_path / "data").cells()
     ssl = [c for c in cells if c.encoder == "ssl"]
     assert {c.mask_strength for c in ssl if c.method == "reconstruct"} == {0.5, 1.0}
+    assert {dict(c.axes).get("mask_ratio") for c in ssl if c.method == "mae"} == {0.6, 0.8}
+    assert all(not c.axes for c in cells if c.method != "mae")  # the mask ratio is mae's alone
     assert {c.method for c in ssl} == {"reconstruct", "mae"} and {c.seed for c in cells} == {0, 1}
     assert {c.freeze for c in ssl} == {"frozen", "partial:1", "full"}
     assert {c.encoder for c in cells} == {"ssl", "random", "handcrafted"}
-    assert len({c.encoder_key for c in ssl}) == 6 and len(cells) == CELLS
+    assert len({c.encoder_key for c in ssl}) == 8 and len(cells) == CELLS
 
 
 def test_demo_runs_sweep_and_report_then_skips(tmp_path, monkeypatch):

@@ -61,6 +61,8 @@ def test_vectors_are_the_probe_cache_rows(synth, layer, pooling):
         "encoder": "random:tiny",
         "layer": E.shape[1] - 1 if layer is None else layer,
         "pooling": pooling,
+        "skipped_files": [],
+        "outside_data_folder": [],
     }
 
 
@@ -98,7 +100,7 @@ def test_parquet_round_trip(synth, tmp_path):
     np.testing.assert_array_equal(np.stack(back["vector"]), np.stack(frame["vector"]))
     meta = pq.read_schema(path).metadata
     assert (meta[b"encoder"], meta[b"layer"], meta[b"pooling"]) == (b"random:tiny", b"2", b"cls")
-    assert [p.name for p in path.parent.iterdir()] == ["e.parquet"]  # no temporary file left
+    assert sorted(p.name for p in path.parent.iterdir()) == ["e.parquet", "e.parquet.skipped.csv"]  # no temp file
 
 
 def test_npz_round_trip(synth, tmp_path):
@@ -126,7 +128,11 @@ def test_unlabelled_flat_folder(flat, tmp_path):
 
 def test_handcrafted_and_a_checkpoint_folder(synth, tmp_path):
     frame = embed(synth, "handcrafted")
-    assert frame.attrs == {"encoder": "handcrafted", "layer": None, "pooling": "none"}
+    assert {k: frame.attrs[k] for k in ("encoder", "layer", "pooling")} == {
+        "encoder": "handcrafted",
+        "layer": None,
+        "pooling": "none",
+    }
     with np.load(write_embeddings(frame, tmp_path / "h.npz")) as z:
         assert int(z["layer"]) == -1 and str(z["pooling"]) == "none"
     model, _ = load_encoder("random:tiny")
@@ -162,6 +168,7 @@ def test_cli_writes_the_file_and_prints_one_line(synth, tmp_path):
         (["--out", "e.txt"], "error: --out e.txt: unknown file type '.txt'"),
         (["--out", "e.npz", "--layer", "7"], "error: --layer 7 does not exist"),
         (["--out", "e.npz", "--pooling", "max"], "error: --pooling 'max' is not valid"),
+        (["--out", "e.npz", "--batch-size", "-5"], "error: --batch-size -5 is not valid: use >= 1"),
     ],
 )
 def test_cli_user_errors_are_one_line(synth, tmp_path, monkeypatch, args, message):
@@ -187,3 +194,29 @@ def test_embed_takes_the_probe_front_end_and_shares_its_cache(tmp_path):
     frame = embed(data, "random:tiny", sample_rate=8000, normalize="dataset")
     assert forwards == embeddings.EMBED_FORWARDS  # the probe's entry: nothing computed again
     assert len(frame) == 12 and frame["vector"].iloc[0].shape == (12 * 64,)
+
+
+def test_a_batch_size_below_one_is_refused_from_python_too(synth):
+    from mosquito_ssl import runs
+
+    for size in (0, -5):
+        with pytest.raises(ConfigError, match=f"--batch-size {size} is not valid"):
+            embed(synth, "random:tiny", batch_size=size)
+    assert not runs.cache_folder("embeddings").exists()  # nothing cached, let alone zeros
+
+
+def test_what_was_left_out_is_written_next_to_the_export(flat, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(flat, data)
+    (data / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (data / "x.wav").mkdir()
+    (data / "text.wav").write_text("not audio\n" * 20)
+    out = tmp_path / "out" / "e.npz"
+    result = runner.invoke(app, ["embed", str(data), "--encoder", "logmel", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    listed = pd.read_csv(tmp_path / "out" / "e.npz.skipped.csv")
+    assert list(listed.columns) == ["path", "reason", "used"]
+    reasons = {p.rsplit("/", 1)[-1]: r for p, r in zip(listed["path"], listed["reason"], strict=True)}
+    assert reasons == {"gone.wav": "broken_symlink", "x.wav": "not_a_file", "text.wav": "not_audio"}
+    with np.load(out) as z:
+        assert len(z["vector"]) == 4

@@ -1,8 +1,10 @@
-"""Feature settings, the memmap cache (reuse, read-only, keys), skips and the data CLI."""
+"""Feature settings, the memmap cache (reuse, read-only, keys, verified entries), skips, upsampling
+warnings and the data CLI."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from typer.testing import CliRunner
 from mosquito_ssl import runs
 from mosquito_ssl.data import audio
 from mosquito_ssl.data.cli import app
-from mosquito_ssl.data.features import FeatureDataset, FeatureSettings, build_features
+from mosquito_ssl.data.features import FeatureDataset, FeatureSettings, build_features, load_features
 from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
 from mosquito_ssl.errors import DataError
@@ -169,3 +171,85 @@ def test_windowed_clips_read_their_own_offset(tmp_path):
     assert [i.offset for i in cache.items] == [0.0, 1.0, 2.0] and set(cache.groups) == {"long.wav"}
     peaks = [int(np.asarray(cache.features[k])[10:80].mean(axis=0).argmax()) for k in range(3)]
     assert peaks[0] < peaks[1] < peaks[2]
+
+
+def _warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def _tmp_files(folder) -> list[str]:
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+def test_a_poisoned_feature_entry_is_rebuilt_with_a_warning(synth_dir, tmp_path, caplog):
+    ds = read_dataset(synth_dir)
+    cache = build_features(ds, cache_dir=tmp_path, progress=False)
+    clean = np.array(cache.features)
+    poisoned = np.load(cache.path / "features.npy", mmap_mode="r+")
+    poisoned[3] = 0  # one row as a build that never wrote it leaves it
+    poisoned.flush()
+    del poisoned
+    before = audio.DECODES
+    with caplog.at_level(logging.WARNING):
+        again = build_features(ds, cache_dir=tmp_path, progress=False)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "1 rows are all zero" in warnings[0] and str(cache.path) in warnings[0]
+    assert audio.DECODES - before == 16  # decoded again, not read back
+    np.testing.assert_array_equal(np.asarray(again.features), clean)
+
+
+def test_a_feature_build_that_raises_midway_leaves_no_tmp(synth_dir, tmp_path, monkeypatch):
+    read_clip, calls = audio.read_clip, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise MemoryError("killed")
+        return read_clip(*args, **kwargs)
+
+    monkeypatch.setattr(audio, "read_clip", failing)
+    with pytest.raises(MemoryError):
+        build_features(read_dataset(synth_dir), cache_dir=tmp_path, batch_size=2, progress=False)
+    entries = [e for e in (tmp_path / "features").iterdir() if e.is_dir()]
+    assert len(entries) == 1, [(e, list(e.iterdir())) for e in entries]
+    entry = entries[0]
+    assert _tmp_files(entry) == [] and not (entry / "DONE").exists()
+    monkeypatch.setattr(audio, "read_clip", read_clip)
+    assert len(build_features(read_dataset(synth_dir), cache_dir=tmp_path, progress=False)) == 16
+
+
+def test_a_poisoned_dataset_normalised_entry_is_rebuilt(synth_dir, tmp_path, caplog):
+    ds = read_dataset(synth_dir)
+    settings = FeatureSettings(normalize="dataset")
+    cache = load_features(ds, settings, cache_dir=tmp_path)
+    assert cache.settings.normalize == "dataset" and not cache.settings.needs_stats
+    clean = np.array(cache.features)
+    poisoned = np.load(cache.path / "features.npy", mmap_mode="r+")
+    poisoned[0, 0, 0] = np.inf
+    poisoned.flush()
+    del poisoned
+    with caplog.at_level(logging.WARNING):
+        again = load_features(ds, settings, cache_dir=tmp_path)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and "dataset-normalised" in warnings[0] and "NaN or inf" in warnings[0], warnings
+    np.testing.assert_array_equal(np.asarray(again.features), clean)
+
+
+def test_upsampling_is_one_warning_per_run(tmp_path, caplog):
+    from test_manifest import wav
+
+    for i in range(3):
+        wav(tmp_path / "d" / f"{i}.wav", sr=8000)
+    ds = read_dataset(tmp_path / "d")
+    for _ in range(2):  # built, then a cache hit: each run says it once
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            build_features(ds, FeatureSettings(sample_rate=32000), cache_dir=tmp_path, progress=False)
+        warnings = _warnings(caplog)
+        assert len(warnings) == 1 and "3 file(s)" in warnings[0] and "3 at 8000 Hz" in warnings[0], warnings
+        assert "32000 Hz" in warnings[0]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        build_features(ds, FeatureSettings(sample_rate=8000), cache_dir=tmp_path, progress=False)
+        build_features(ds, FeatureSettings(), cache_dir=tmp_path, progress=False)  # AST's 16 kHz: by design
+    assert _warnings(caplog) == []

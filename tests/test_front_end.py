@@ -112,6 +112,33 @@ def test_dataset_statistics_match_numpy(clips):
     assert again.path == normalized.path
 
 
+def test_load_features_measures_only_unmeasured_dataset_settings(clips):
+    from mosquito_ssl.data import audio
+    from mosquito_ssl.data.features import build_features, load_features
+    from mosquito_ssl.data.manifest import read_dataset
+    from mosquito_ssl.data.normalize import dataset_normalized
+
+    dataset = read_dataset(clips)
+    wanted = FeatureSettings(normalize="dataset")
+    assert wanted.needs_stats and not wanted.raw().needs_stats
+    raw = build_features(dataset, wanted.raw())
+    rows = np.array([0, 3, 4])
+    expected = dataset_normalized(dataset, raw, rows)
+    before = audio.DECODES
+    given = load_features(dataset, wanted, stats_indices=rows)
+    called = load_features(dataset, wanted, stats_indices=lambda cache: rows if cache.path == raw.path else None)
+    assert audio.DECODES - before == 0  # the raw entry is a hit: no clip decoded twice
+    for cache in (given, called):
+        assert (cache.path, cache.settings) == (expected.path, expected.settings)
+        np.testing.assert_array_equal(cache.features, expected.features)
+    every = load_features(dataset, wanted)  # no indices: the statistics of every clip
+    assert every.settings == dataset_normalized(dataset, raw).settings != expected.settings
+    # measured settings (a checkpoint's) and AudioSet's are built as they are, never re-measured
+    assert not expected.settings.needs_stats
+    assert load_features(dataset, expected.settings).path == expected.path
+    assert load_features(dataset, FeatureSettings()).path == build_features(dataset, FeatureSettings()).path
+
+
 def test_front_end_travels_from_pretraining_into_the_probe(clips, tmp_path):
     from mosquito_ssl.data.normalize import feature_stats
     from mosquito_ssl.model.encoder import load_encoder

@@ -158,3 +158,21 @@ def test_skiplog_roundtrip():
     assert other.counts() == {"missing": 1, "silent": 1}
     assert len(log.merge(other)) == 4
     assert Item("/x.wav") == Item("/x.wav", None, None, 0.0, None)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'path,label\n"a.wav,x\nb.wav,y\n', r"not valid CSV .*EOF inside string.*close every quote"),
+        (b"path,label\na.wav,x\nb\xe9.wav,y\n", r"line 3 holds byte 0xe9, which is not UTF-8: save the file as UTF-8"),
+        (b"", r"the file is empty: write a header row"),
+    ],
+    ids=["unclosed_quote", "latin1", "empty"],
+)
+def test_a_broken_manifest_is_a_data_error_naming_it(tmp_path, content, message):
+    wav(tmp_path / "a.wav")
+    (tmp_path / "manifest.csv").write_bytes(content)
+    for source in (tmp_path, tmp_path / "manifest.csv"):  # the folder holding it, or the file itself
+        with pytest.raises(DataError, match=message) as info:
+            read_dataset(source)
+        assert str(info.value).startswith(f"{tmp_path / 'manifest.csv'}: ")

@@ -39,8 +39,8 @@ def test_defaults_match_the_original_pipeline():
         ({"mask_strength": -0.1}, "--mask-strength"),
         ({"mask_strength": float("nan")}, "--mask-strength"),
         ({"mask_kind": "blocks"}, "--mask-kind"),
-        ({"time_width": -1}, "time_width"),
-        ({"freq_masks": 1.5}, "freq_masks"),
+        ({"time_width": -1}, "--time-width"),
+        ({"freq_masks": 1.5}, "--freq-masks"),
     ],
 )
 def test_bad_settings_raise_config_error(kwargs, flag):

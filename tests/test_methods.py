@@ -163,7 +163,7 @@ def test_eval_loss_is_deterministic(cls):
 def test_byol_views_keep_the_frequency_axis():
     x = torch.full((3, FRAMES, BINS), -1.0)
     x[:, :, 40] = 1.0  # a constant harmonic at bin 40
-    view = augment(x, BYOLSettings(mixup=0.0), torch.Generator().manual_seed(0))
+    view = augment(x, BYOLSettings(mixup_ratio=0.0), torch.Generator().manual_seed(0))
     assert view.shape == x.shape
     assert torch.all(view.argmax(dim=2) == 40)
 

@@ -62,8 +62,8 @@ def test_method_settings_resolve_from_toml_and_flags(tmp_path, synth):
     cfg = resolve(PretrainConfig, toml, "pretrain", {"data": synth, "views": 3, "ema_decay": None})
     settings = cfg.method_settings()
     assert (settings.mask_ratio, settings.views, settings.ema_decay) == (0.6, 3, 0.999)
-    with pytest.raises(ConfigError, match="--mixup is a setting of --method byol"):
-        resolve(PretrainConfig, toml, "pretrain", {"data": synth, "mixup": 0.2})
+    with pytest.raises(ConfigError, match="--mixup-ratio is a setting of --method byol"):
+        resolve(PretrainConfig, toml, "pretrain", {"data": synth, "mixup_ratio": 0.2})
 
 
 def test_reconstruct_run_names_do_not_change_with_method_fields(synth, tmp_path):

@@ -12,7 +12,7 @@ from mosquito_ssl.benchmarks.store import SCHEMA_VERSION, ResultsStore
 from mosquito_ssl.errors import ConfigError
 from test_bench_spec import SPEC, write_spec
 
-METHOD_SPEC = SPEC.replace("[grid]\n", '[grid]\nmethod = ["reconstruct", "mae", "teacher"]\n')
+METHOD_SPEC = SPEC.replace('method = ["reconstruct"]', 'method = ["reconstruct", "mae", "teacher"]')
 
 
 @pytest.fixture
@@ -39,16 +39,17 @@ def test_each_cell_pretrains_its_own_method_with_its_own_settings(tmp_path, data
     mae, teacher = spec.pretrain_config(cells["mae"]), spec.pretrain_config(cells["teacher"])
     assert (mae.method, mae.method_settings().mask_ratio) == ("mae", 0.7)
     assert teacher.method_settings().views == 2  # views is teacher-only: mae's config never sees it
-    assert spec.pretrain_config(cells["reconstruct"]).method_settings() is None
+    reconstruct = spec.pretrain_config(cells["reconstruct"])
+    assert (reconstruct.mask_ratio, reconstruct.views) == (None, None)  # mae's and teacher's settings
     assert len({spec.encoder_source(c) for c in cells.values()}) == 3
 
 
 def test_method_setting_of_no_swept_method_is_an_error(tmp_path, data):
-    text = SPEC.replace("[pretrain]\n", "[pretrain]\nmixup = 0.2\n")
-    with pytest.raises(ConfigError, match=r"pretrain\.mixup is a setting of method byol"):
+    text = SPEC.replace("[pretrain]\n", "[pretrain]\nmin_crop = 0.5\n")
+    with pytest.raises(ConfigError, match=r"pretrain\.min_crop is a setting of method byol"):
         SweepSpec.load(write_spec(tmp_path, data, text))
     with pytest.raises(ConfigError, match=r"grid\.method: 'simclr'"):
-        SweepSpec.load(write_spec(tmp_path, data, SPEC.replace("[grid]\n", '[grid]\nmethod = ["simclr"]\n')))
+        SweepSpec.load(write_spec(tmp_path, data, SPEC.replace('method = ["reconstruct"]', 'method = ["simclr"]')))
 
 
 def test_reconstruct_cell_ids_do_not_change_with_the_method_axis(tmp_path, data):
@@ -80,12 +81,13 @@ def test_version_one_store_is_migrated_with_reconstruct(tmp_path):
     assert results.loc["a", "method"] == "reconstruct" and results["method"].isna().sum() == 1
     assert store.frame("cells").set_index("cell_id").loc["a", "method"] == "reconstruct"
     meta = dict(store.frame("meta").values)
-    assert meta["schema_version"] == SCHEMA_VERSION == "2"
+    assert meta["schema_version"] == SCHEMA_VERSION == "3" and meta["axes"] == "{}"
 
 
-def test_method_axis_defaults_to_reconstruct_only_when_masking_is_swept(tmp_path, data):
-    masking = SweepSpec.load(write_spec(tmp_path, data)).cells()  # SPEC sweeps mask_strength
-    assert {c.method for c in masking if c.encoder == "ssl"} == {"reconstruct"}
-    plain = SPEC.replace("mask_strength = [0.5, 1.0]\n", "")
+def test_method_axis_defaults_to_pretrainings_default_even_when_masking_is_swept(tmp_path, data):
+    plain = SPEC.replace('method = ["reconstruct"]\n', "").replace("mask_strength = [0.5, 1.0]\n", "")
     cells = SweepSpec.load(write_spec(tmp_path, data, plain, name="plain.toml")).cells()
     assert {c.method for c in cells if c.encoder == "ssl"} == {"mae"}
+    masking = SPEC.replace('method = ["reconstruct"]\n', "")  # sweeps mask_strength, a reconstruct setting
+    with pytest.raises(ConfigError, match=r'grid\.mask_strength is a setting of method reconstruct.*add "reconstruct"'):
+        SweepSpec.load(write_spec(tmp_path, data, masking, name="masking.toml"))

@@ -79,7 +79,8 @@ def test_tiny_run_writes_final_loadable_with_plain_transformers(tiny_run):
     metrics = runs.read_json(run_dir / "metrics.json")
     assert metrics["val_mse"] > 0 and metrics["val_mse_mean_baseline"] > 0
     history = runs.read_json(run_dir / "log_history.json")
-    assert any("eval_mse" in h for h in history) and any("loss" in h for h in history)
+    assert any("eval_loss" in h for h in history) and any("loss" in h for h in history)
+    assert not any("eval_mse" in h for h in history)  # one name for the selection loss: the Trainer's own
     assert (run_dir / "tensorboard").is_dir()
     summary = runs.read_json(run_dir / "data_summary.json")
     assert summary["used"] == 18
@@ -182,21 +183,21 @@ def test_epoch_lines_report_train_loss_eval_and_best(caplog):
 
     from mosquito_ssl.pretrain.progress import EpochReport
 
-    report, control = EpochReport(), TrainerControl()
+    report, control = EpochReport("eval_mse"), TrainerControl()  # the label the caller gives
     state = SimpleNamespace(
         global_step=0, best_metric=None, is_world_process_zero=True, epoch=0.0, num_train_epochs=2, max_steps=6
     )
     report.on_train_begin(None, state, control)
     assert report.bar is not None and report.bar.disable  # stderr is not a terminal under pytest
-    # (step, logged loss, eval_mse at the end of the epoch); a loss log covers the steps since the last
+    # (step, logged loss, eval_loss at the end of the epoch); a loss log covers the steps since the last
     logs = ((1, 2.0, None), (2, 4.0, 0.5), (4, 1.0, None), (5, 4.0, 0.7))
     with caplog.at_level("INFO", logger="mosquito_ssl.pretrain.progress"):
-        for step, loss, eval_mse in logs:
+        for step, loss, eval_loss in logs:
             state.global_step, state.epoch = step, round(step / 2.5)
             report.on_log(None, state, control, logs={"loss": loss})
-            if eval_mse is not None:
+            if eval_loss is not None:
                 assert report.on_epoch_end(None, state, control).should_log
-                report.on_evaluate(None, state, control, metrics={"eval_mse": eval_mse})
+                report.on_evaluate(None, state, control, metrics={"eval_loss": eval_loss})
     report.on_train_end(None, state, control)
     assert caplog.messages == [
         "epoch 1/2: train loss 3, eval_mse 0.5 (best 0.5)",  # (2 + 4) / 2 steps
@@ -217,3 +218,15 @@ def test_validation_mse_is_deterministic(synth, tmp_path):
     b = baseline_and_final_mse(model, cache, train_idx, val_idx, 4)
     assert a == b
     assert a["val_mse"] > 0 and a["val_mse_masked"] is not None
+
+
+def test_a_checkpoint_killed_while_saving_its_state_is_not_resumed_from(tmp_path):
+    from mosquito_ssl.pretrain.trainer import last_complete_checkpoint
+
+    for step, state in ((2, '{"global_step": 2}'), (4, "")):  # checkpoint-4: killed mid-write
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        for name in ("optimizer.pt", "scheduler.pt"):
+            (folder / name).write_bytes(b"x")
+        (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")

@@ -91,7 +91,7 @@ def test_sigkill_then_resume_finishes(synth, tmp_path, point):
     log = _resume(synth, tmp_path, epochs)
     assert runs.is_done(run_dir)
     history = runs.read_json(run_dir / "log_history.json")
-    evals = [h["epoch"] for h in history if "eval_mse" in h]
+    evals = [h["epoch"] for h in history if "eval_loss" in h]
     assert evals == sorted(evals) and round(evals[-1]) == epochs
     assert len(evals) == epochs  # no epoch evaluated twice or lost
     if before is not None:

@@ -1,9 +1,12 @@
-"""Embedding cache: shapes of every layer and pooling, reuse by counter, stale-width errors,
-hand-crafted features and f0 recovery."""
+"""Embedding cache: shapes of every layer and pooling, reuse by counter, entries verified before
+DONE and rebuilt when a hit fails its check, hand-crafted features and f0 recovery."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -13,7 +16,7 @@ from mosquito_ssl import runs
 from mosquito_ssl.data.features import build_features
 from mosquito_ssl.data.manifest import read_dataset
 from mosquito_ssl.data.synthetic import synthesize
-from mosquito_ssl.errors import DataError
+from mosquito_ssl.errors import ConfigError, DataError
 from mosquito_ssl.model.encoder import encoder_fingerprint, load_encoder
 from mosquito_ssl.model.presets import patch_grid
 from mosquito_ssl.probe import embeddings
@@ -80,14 +83,100 @@ def test_unfinished_entry_is_redone_from_clean(encoded):
     assert before < embeddings.EMBED_FORWARDS  # recomputed, not read back
 
 
-def test_cached_width_mismatch_names_both_numbers(encoded):
+def _tmp_files(folder):
+    return sorted(p.name for p in folder.rglob("*.tmp"))
+
+
+def _poison(path, how: str) -> None:
+    """Write into a finished array the way a broken build or a bad disk would."""
+    if how == "empty":  # a file cut to nothing (a full disk)
+        path.write_bytes(b"")
+        return
+    array = np.load(path, mmap_mode="r+")
+    if how == "zeros":
+        array[:] = 0
+    elif how == "nan_row":
+        array[-1, 0, 0] = np.nan
+    else:  # "short": one row fewer than there are clips
+        np.save(path, np.array(array[:-1]))
+        return
+    array.flush()
+
+
+@pytest.mark.parametrize("how", ["zeros", "nan_row", "short", "empty"])
+def test_a_poisoned_entry_is_rebuilt_with_a_warning(encoded, caplog, how):
+    model, cache = encoded
+    emb = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
+    clean = np.array(emb.load("freq_stack"))
+    _poison(emb.folder / "freq_stack.npy", how)
+    before = embeddings.EMBED_FORWARDS
+    with caplog.at_level(logging.WARNING):
+        again = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "failed its check" in warnings[0] and str(emb.folder) in warnings[0], warnings
+    assert before < embeddings.EMBED_FORWARDS  # recomputed, not read back
+    np.testing.assert_allclose(again.load("freq_stack"), clean, atol=1e-6)
+    assert (again.folder / "DONE").exists()
+
+
+def test_a_tampered_info_file_is_rebuilt(encoded, caplog):
     model, cache = encoded
     emb = embeddings.compute_embeddings(model, cache, encoder_fingerprint(model))
     info = json.loads((emb.folder / "info.json").read_text())
     info["shape"][2] = 32
     (emb.folder / "info.json").write_text(json.dumps(info))
-    with pytest.raises(DataError, match=r"hidden size 32.*hidden size 64"):
+    with caplog.at_level(logging.WARNING):
         embeddings.compute_embeddings(model, cache, encoder_fingerprint(model))
+    assert "[12, 4, 32], the encoder and clips give [12, 4, 64]" in caplog.text
+    assert json.loads((emb.folder / "info.json").read_text())["shape"] == [12, 4, 64]
+
+
+def test_a_build_that_raises_midway_leaves_no_tmp_and_no_done(encoded, monkeypatch):
+    model, cache = encoded
+    calls = []
+    forward = model.forward
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=4, progress=False)
+    folder = next(p for p in runs.cache_folder("embeddings").iterdir() if p.is_dir())
+    assert _tmp_files(folder) == [] and not (folder / "DONE").exists()
+    monkeypatch.setattr(model, "forward", forward)
+    assert (embeddings.compute_embeddings(model, cache, encoder_fingerprint(model)).folder / "DONE").exists()
+
+
+def test_an_encoder_giving_nan_is_never_cached(encoded):
+    model, cache = encoded
+    with torch.no_grad():
+        model.embeddings.patch_embeddings.projection.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(DataError, match=r"failed its check \(cls\.npy: 12 rows hold NaN or inf\)"):
+        embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), progress=False)
+    folder = next(p for p in runs.cache_folder("embeddings").iterdir() if p.is_dir())
+    assert not (folder / "DONE").exists() and _tmp_files(folder) == []
+
+
+def test_batch_size_below_one_is_refused_before_any_entry(encoded):
+    model, cache = encoded
+    with pytest.raises(ConfigError, match="--batch-size -5"):
+        embeddings.compute_embeddings(model, cache, encoder_fingerprint(model), batch_size=-5)
+    assert not runs.cache_folder("embeddings").exists()
+
+
+def test_the_key_holds_the_architecture_and_the_clips(encoded):
+    model, cache = encoded
+    key = embeddings.embedding_key("f", cache, model.config)
+    strided = copy.deepcopy(model.config)
+    strided.time_stride = 16  # same weights, another patch grid: other numbers
+    assert embeddings.embedding_key("f", cache, strided) != key
+    fewer = dataclasses.replace(cache, items=cache.items[:-1])
+    assert embeddings.embedding_key("f", fewer, model.config) != key
+    assert set(POOLINGS) <= set(key["poolings"])
 
 
 def test_f0_recovered_from_a_harmonic_tone():
@@ -119,3 +208,25 @@ def test_handcrafted_shape_and_cache(synth, monkeypatch):
     assert again.folder.parent.name == "handcrafted"  # its own sub-folder of the cache root
     handcrafted_features(cache, force=True, progress=False)
     assert decodes < audio.DECODES  # --force recomputes
+
+
+def test_handcrafted_entry_poisoned_or_failing_midway(synth, monkeypatch, caplog):
+    from mosquito_ssl.probe import baselines
+
+    _, settings = load_encoder("random:tiny")
+    cache = build_features(read_dataset(synth), settings)
+    clean = np.array(handcrafted_features(cache).load("handcrafted"))
+    folder = handcrafted_features(cache).folder
+    _poison(folder / "handcrafted.npy", "zeros")
+    with caplog.at_level(logging.WARNING):
+        again = handcrafted_features(cache, progress=False)
+    assert "hand-crafted features cache" in caplog.text and "all zero" in caplog.text
+    np.testing.assert_array_equal(again.load("handcrafted"), clean)
+
+    def broken(wave, sample_rate):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr(baselines, "wingbeat_features", broken)
+    with pytest.raises(RuntimeError, match="disk gone"):
+        handcrafted_features(cache, force=True, progress=False)
+    assert _tmp_files(folder) == [] and not (folder / "DONE").exists()

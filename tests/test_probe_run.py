@@ -1,11 +1,15 @@
 """run_probe end to end: leakage, outputs, reuse, encoders (model.pth, random, handcrafted),
-k-fold, and every bad input rejected before any encoder forward pass."""
+k-fold, every bad input rejected before any encoder forward pass, poisoned caches rebuilt, and the
+run folder's own list of what was left out."""
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -50,6 +54,7 @@ def test_linear_probe_outputs_and_no_group_leak(synth, tmp_path):
         "predictions.csv",
         "confusion_val.csv",
         "confusion_test.csv",
+        "skipped_files.csv",
         "DONE",
     ):
         assert (run / name).exists(), name
@@ -194,3 +199,66 @@ def test_bad_freeze_names_the_flag_and_the_forms(synth, tmp_path):
     assert "partial:0 .. partial:3" in _bad(
         tmp_path, synth, ConfigError, data=synth, probe="finetune", freeze="partial:4"
     )
+
+
+def _zero(path: Path) -> None:
+    array = np.load(path, mmap_mode="r+")
+    array[:] = 0
+    array.flush()
+
+
+def test_a_poisoned_cache_is_rebuilt_and_the_probe_scores_as_on_a_clean_one(synth, tmp_path, caplog):
+    """Zeros in DONE entries (what a batch size below one once cached) are found and rebuilt."""
+    clean = run_probe(ProbeConfig(data=synth, encoder="random:tiny", out=tmp_path / "clean", **FAST))
+    score = clean.metrics["headline"]["test"]["balanced_accuracy"]
+    assert score > 0.5  # three classes: chance is 1/3, so the poisoned numbers would show
+    folder = Path(runs.read_json(clean.run_dir / runs.METADATA)["embeddings"])
+    for array in folder.glob("*.npy"):
+        _zero(array)
+    _zero(next(p for p in runs.cache_folder("features").iterdir() if p.is_dir()) / "features.npy")
+    forwards = embeddings.EMBED_FORWARDS
+    with caplog.at_level(logging.WARNING):
+        again = run_probe(ProbeConfig(data=synth, encoder="random:tiny", out=tmp_path / "again", **FAST))
+    rebuilt = [r for r in caplog.records if "failed its check" in r.getMessage()]
+    assert [r.getMessage().split(" /")[0] for r in rebuilt] == ["feature cache", "embeddings cache"], caplog.text
+    assert all(r.levelno == logging.WARNING and "all zero" in r.getMessage() for r in rebuilt)
+    assert forwards < embeddings.EMBED_FORWARDS
+    assert again.metrics["headline"]["test"]["balanced_accuracy"] == score
+    pd.testing.assert_frame_equal(
+        pd.read_csv(again.run_dir / "predictions.csv"), pd.read_csv(clean.run_dir / "predictions.csv")
+    )
+
+
+def test_the_run_folder_lists_what_was_left_out(synth, tmp_path):
+    data = tmp_path / "folders"
+    for species in SPECIES:  # the folders layout: no manifest
+        shutil.copytree(synth / species, data / species)
+    (data / SPECIES[0] / "gone.wav").symlink_to(tmp_path / "nowhere.wav")
+    (data / SPECIES[1] / "x.wav").mkdir()
+    (data / SPECIES[2] / "text.wav").write_text("not audio\n" * 20)
+    result = run_probe(ProbeConfig(data=data, encoder="logmel", out=tmp_path / "runs", **FAST))
+    listed = pd.read_csv(result.run_dir / "skipped_files.csv")
+    assert {(Path(p).name, r, u) for p, r, u in listed.itertuples(index=False)} == {
+        ("gone.wav", "broken_symlink", "no"), ("x.wav", "not_a_file", "no"), ("text.wav", "not_audio", "no"),
+    }  # fmt: skip
+    data_summary = json.loads((result.run_dir / "metrics.json").read_text())["data"]
+    assert data_summary == {
+        "used": 48,
+        "skipped": {"broken_symlink": 1, "not_a_file": 1, "not_audio": 1},
+        "outside_data_folder": 0,
+    }
+    absolute = run_probe(ProbeConfig(data=_manifest(tmp_path, synth), encoder="logmel", out=tmp_path / "r", **FAST))
+    listed = pd.read_csv(absolute.run_dir / "skipped_files.csv")  # absolute paths: read, and recorded
+    assert len(listed) == 48 and set(listed["reason"]) == {"outside_data_folder"} and set(listed["used"]) == {"yes"}
+
+
+def test_upsampling_is_one_warning_per_probe_run(tmp_path, caplog):
+    data = synthesize(tmp_path / "s8k", species=SPECIES[:2], recordings_per_species=3, clips_per_recording=2,
+                      sample_rate=8000)  # fmt: skip
+    for force in (False, True):  # built, then from the cache
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            cfg = ProbeConfig(data=data, encoder="logmel", sample_rate=32000, out=tmp_path / "r", force=force, **FAST)
+            run_probe(cfg)
+        warnings = [r.getMessage() for r in caplog.records if "upsample" in r.getMessage()]
+        assert len(warnings) == 1 and "12 file(s)" in warnings[0] and "12 at 8000 Hz" in warnings[0], warnings

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from mosquito_ssl.cli import app as root_app
 from mosquito_ssl.errors import ConfigError, MosquitoSSLError, StoreError
 from mosquito_ssl.reports.cli import app
-from reports_fixtures import make_store, write_store
+from reports_fixtures import make_store, make_store_v3, write_store
 
 runner = CliRunner()
 
@@ -77,6 +77,35 @@ def test_help_has_example():
     result = runner.invoke(app, ["build", "--help"])
     text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # undo rich's box and wrapping
     assert result.exit_code == 0 and "Example: mosquito-ssl reports build" in text
+    assert "--significance" in text and "--test " not in text and "mask_ratio" in text
+
+
+def test_significance_option_decides_the_test(tmp_path):
+    store = make_store(tmp_path, seeds=range(6), failed=0, layerwise=False, artifacts=False)  # Wilcoxon: 6 pairs
+    args = ["build", str(store), "--metric", "macro_f1", "--correction", "none"]
+    result = runner.invoke(app, [*args, "--significance", "wilcoxon"])
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "report" / "tables" / "stats.csv")
+    assert (table["p_adjusted"] == table["p_wilcoxon"]).all() and (table["p_adjusted"] != table["p_t"]).any()
+    assert set(table["significance_test"]) == {"Wilcoxon signed-rank test"}
+    assert "Wilcoxon signed-rank test across seeds" in (tmp_path / "report" / "tables" / "macro_f1.md").read_text()
+    kind, message = invoke_error([*args, "--significance", "ztest"])
+    assert kind is ConfigError and "--significance 'ztest'" in message and "wilcoxon" in message
+    old = runner.invoke(app, [*args, "--test", "wilcoxon"])  # the old name is gone: "test" is the split
+    assert old.exit_code == 2 and "No such option" in old.output
+
+
+def test_swept_setting_keys_from_the_command_line(tmp_path):
+    store = make_store_v3(tmp_path, seeds=(0, 1), freezes=("frozen",))
+    args = ["build", str(store), "--metric", "macro_f1", "--rows", "mask_ratio,method", "--columns", "freeze"]
+    result = runner.invoke(app, [*args, "--reference", "method=mae,mask_ratio=0.8"])
+    assert result.exit_code == 0, result.output
+    stats_md = (tmp_path / "report" / "tables" / "stats.md").read_text()
+    assert "| mae, mask_ratio=0.6 | mae, mask_ratio=0.8 |" in stats_md
+    kind, message = invoke_error([*args[:4], "--rows", "ratio"])
+    assert kind is ConfigError and message.endswith("use one of: " + ", ".join(
+        ["encoder", "method", "mask_strength", "mask_kind", "loss_on", "freeze", "probe", "pooling", "seed", "mask_ratio"]
+    ))  # fmt: skip
 
 
 def test_empty_store(tmp_path):

@@ -12,8 +12,8 @@ from mosquito_ssl.reports import stats
 from mosquito_ssl.reports.build import ReportConfig, analyse, build_report, prepare
 from reports_fixtures import make_store, read_results
 
-NEW = np.array([0.80, 0.82, 0.79, 0.85, 0.81])
-REF = np.array([0.70, 0.74, 0.72, 0.70, 0.78])
+NEW = np.array([0.80, 0.82, 0.79, 0.85, 0.81, 0.77])
+REF = np.array([0.70, 0.74, 0.72, 0.70, 0.78, 0.75])  # 6 pairs: Wilcoxon can reach p < 0.05
 
 
 def test_paired_tests_match_scipy():
@@ -30,9 +30,9 @@ def test_paired_tests_match_scipy():
 def test_paired_identical_differences_do_not_crash():
     got = stats.paired(REF + 0.1, REF, stats.StatsSettings())
     assert got["mean_diff"] == pytest.approx(0.1)
+    assert np.isnan(got["p_t"])  # zero variance: undefined, not p = 0 (test_reports_min_pairs.py)
     zero = stats.paired(REF, REF, stats.StatsSettings())
-    assert np.isnan(zero["p_t"])  # zero variance: undefined, reported as NaN
-    assert np.isnan(zero["p_wilcoxon"]) or zero["p_wilcoxon"] == 1.0  # scipy version dependent
+    assert np.isnan(zero["p_t"]) and np.isnan(zero["p_wilcoxon"])
 
 
 def test_mcnemar_exact_on_hand_made_contingency():
@@ -65,6 +65,8 @@ def test_parse_reference_and_bad_options():
         stats.parse_reference("random")
     with pytest.raises(ConfigError, match="holm"):
         stats.StatsSettings(correction="bonferroni")
+    with pytest.raises(ConfigError, match=r"--significance 'ztest'.*ttest, wilcoxon"):
+        stats.StatsSettings(significance="ztest")
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +93,21 @@ def test_stats_table_on_store_matches_scipy(store):
         pairs = pd.concat([new, ref], axis=1, join="inner").to_numpy()
         row = result[(result["setting"] == f"{ms:g}") & (result["freeze"] == freeze)].iloc[0]
         assert row["n_pairs"] == n and row["reference"] == "no pretraining"
-        assert row["p_t"] == pytest.approx(sps.ttest_rel(pairs[:, 0], pairs[:, 1]).pvalue)
         assert row["mean_diff"] == pytest.approx((pairs[:, 0] - pairs[:, 1]).mean())
+        if n >= 3:
+            assert row["p_t"] == pytest.approx(sps.ttest_rel(pairs[:, 0], pairs[:, 1]).pvalue)
+        else:  # 2 pairs: too few for the t-test, left out of the correction
+            assert np.isnan(row["p_t"]) and row["note"].startswith("2 pairs: too few to test")
+    assert result["p_t"].isna().sum() == 1
     np.testing.assert_allclose(result["p_adjusted"], stats.holm(result["p_t"]))
     assert (result["significant"] == (result["p_adjusted"] < 0.05)).all()
 
 
-def test_correction_none_and_wilcoxon_primary(store):
-    cfg = ReportConfig(store=store, metrics=("macro_f1",), correction="none", test="wilcoxon")
+def test_correction_none_and_wilcoxon_primary(tmp_path):
+    store = make_store(tmp_path, seeds=range(6), failed=0, layerwise=False, artifacts=False)
+    cfg = ReportConfig(store=store, metrics=("macro_f1",), correction="none", significance="wilcoxon")
     result = analyse(prepare(cfg), cfg).stats
+    assert result["p_wilcoxon"].notna().all()  # 6 pairs: enough for Wilcoxon at 0.05
     np.testing.assert_allclose(result["p_adjusted"], result["p_wilcoxon"])
 
 
@@ -107,7 +115,7 @@ def test_single_seed_uses_mcnemar_on_predictions(tmp_path):
     store = make_store(tmp_path, seeds=(0,), failed=0, layerwise=False)
     cfg = ReportConfig(store=store, metrics=("balanced_accuracy",))
     result = analyse(prepare(cfg), cfg).stats
-    assert (result["test"] == "exact McNemar").all() and result["p_t"].isna().all()
+    assert (result["significance_test"] == "exact McNemar").all() and result["p_t"].isna().all()
     row = result[(result["setting"] == "2") & (result["freeze"] == "full")].iloc[0]
     # Recompute from the two predictions.csv files directly.
     runs = {p.name: pd.read_csv(p / "predictions.csv") for p in (tmp_path / "runs").iterdir()}

@@ -11,7 +11,8 @@ from torch import nn
 from mosquito_ssl.errors import ConfigError
 from mosquito_ssl.model.encoder import build_encoder
 from mosquito_ssl.model.layout import blocks
-from mosquito_ssl.model.masking import MaskSettings
+from mosquito_ssl.model.method_settings import ReconstructSettings
+from mosquito_ssl.model.methods import rebuild
 from mosquito_ssl.model.ssl import AST_SSL, ASTSSL
 
 FEATURES = SimpleNamespace(max_length=100, num_mel_bins=128)  # duck-typed FeatureSettings
@@ -71,7 +72,7 @@ def test_masked_and_all_losses_differ(batch):
 
 
 def test_masked_loss_falls_back_to_all_without_masking(batch):
-    model = _model(mask=MaskSettings(mask_strength=0.0), loss_on="masked").eval()
+    model = _model(settings=ReconstructSettings(mask_strength=0.0, loss_on="masked")).eval()
     with torch.no_grad():
         out = model(input_values=batch)
     assert not out.mask.any()
@@ -141,11 +142,11 @@ def test_decoder_sees_a_real_time_axis(batch):
 
 
 def test_ssl_config_rebuilds_the_model(tmp_path, batch):
-    model = _model(mask=MaskSettings(mask_strength=0.5, mask_kind="time"), loss_on="masked", proj_dim=8)
+    model = _model(settings=ReconstructSettings(mask_strength=0.5, mask_kind="time", loss_on="masked"), proj_dim=8)
     config = model.ssl_config()
     assert config["mask_strength"] == 0.5 and config["loss_on"] == "masked" and config["proj_dim"] == 8
     torch.save(model.state_dict(), tmp_path / "model.pth")
-    rebuilt = ASTSSL.from_ssl_config(build_encoder("tiny", FEATURES, seed=1), config)
+    rebuilt = rebuild(build_encoder("tiny", FEATURES, seed=1), config)
     rebuilt.load_state_dict(torch.load(tmp_path / "model.pth", weights_only=True))
     model.eval(), rebuilt.eval()
     with torch.no_grad():
@@ -155,6 +156,6 @@ def test_ssl_config_rebuilds_the_model(tmp_path, batch):
 
 def test_bad_inputs_raise_config_errors(batch):
     with pytest.raises(ConfigError, match="--loss-on"):
-        _model(loss_on="cells")
+        ReconstructSettings(loss_on="cells")
     with pytest.raises(ConfigError, match="100, 128"):
         _model()(input_values=batch[:, :50])

@@ -20,6 +20,17 @@ live under one root, ``cache_root()``, in fixed sub-folders::
       features/<key>/     log-mel features (data/features.py), shared by pretraining and probes
       embeddings/<key>/   frozen-encoder embeddings (probe/embeddings.py)
       handcrafted/<key>/  hand-crafted baseline features (probe/baselines.py)
+
+One process builds a folder at a time (``locks.py``): ``should_skip`` takes the folder's lock
+when it answers "do the work" (waiting while another process builds it, then skipping if that
+one finished it), as does ``begin``; ``mark_done`` lets go of it (so ``building`` and
+``finish_run`` do), as does ``building`` when its body raises. A caller that would rather move on
+than wait asks ``locked(folder, wait=False)``::
+
+    with runs.locked(folder, wait=False) as got:
+        if got and not runs.should_skip(folder):
+            with runs.building(folder):
+                ...
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 import shutil
@@ -39,11 +51,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from . import locks
+from .locks import lock_scope as lock_scope  # stage code decorates with ``runs.lock_scope()``
+
 DONE = "DONE"
 CONFIG = "config.json"
 METADATA = "metadata.json"
 METRICS = "metrics.json"
 CACHE_KINDS = ("features", "embeddings", "handcrafted")
+log = logging.getLogger(__name__)
 
 
 def _jsonable(obj: Any) -> Any:
@@ -114,8 +130,9 @@ def is_done(run_dir: Path) -> bool:
 
 
 def mark_done(run_dir: Path) -> None:
-    """Write the done marker; call it after every other artifact is on disk."""
+    """Write the done marker; call it after every other artifact is on disk. Lets go of the lock."""
     write_text_atomic(Path(run_dir) / DONE, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+    locks.release(run_dir)  # finished: a waiting process may take it and reuse the result
 
 
 def clear_done(run_dir: Path) -> None:
@@ -123,18 +140,45 @@ def clear_done(run_dir: Path) -> None:
 
 
 def should_skip(folder: Path, force: bool = False) -> bool:
-    """The one skip-if-done rule: a folder with its DONE marker is skipped unless ``force``."""
-    return is_done(folder) and not force
+    """The one skip-if-done rule: a folder with its DONE marker is skipped unless ``force``.
+
+    Answering False (do the work) it holds the folder's lock, first waiting while another process
+    builds it: True then if that one finished it. ``mark_done`` (``building``, ``finish_run``)
+    releases the lock.
+    """
+    if is_done(folder) and not force:
+        return True
+    waited = locks.claim(folder).waited
+    if waited is not None and is_done(folder):
+        if not force:
+            locks.release(folder)
+            log.info("%s finished by another process; reusing it", folder)
+            return True
+        log.info("%s finished by another process; building it again (--force)", folder)
+    return False
+
+
+@contextmanager
+def locked(folder: Path, wait: bool = True) -> Iterator[bool]:
+    """Hold ``folder``'s lock for the block; yields False (without it) when another process holds
+    it and ``wait`` is False. Re-entrant: ``should_skip`` / ``building`` inside do not wait again."""
+    with locks.held(folder, wait) as got:
+        if got is not None and got.waited is not None and is_done(folder):
+            log.info("%s finished by another process; reusing it", folder)
+        elif got is not None and got.waited is not None:
+            log.info("%s was left unfinished by %s; going on here", folder, got.waited)
+        yield got is not None
 
 
 def begin(folder: Path, clean: bool = True) -> Path:
     """Make ``folder`` ready for (re)doing its work: no stale DONE; with ``clean``, no old output.
 
     ``clean=False`` keeps what is there: a pretraining's checkpoints to resume from, or a cache
-    entry that another process may be filling at the same moment (its files are written under
-    per-process temporary names and renamed).
+    entry that torchrun ranks may fill at the same moment (they take no lock; files are written
+    under per-process temporary names and renamed).
     """
     folder = Path(folder)
+    locks.claim(folder)  # held already after should_skip; else wait for any other builder first
     if clean and folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,9 +188,16 @@ def begin(folder: Path, clean: bool = True) -> Path:
 
 @contextmanager
 def building(folder: Path, clean: bool = True) -> Iterator[Path]:
-    """``begin(folder)``, run the body, then write DONE last (never when the body raises)."""
-    yield begin(folder, clean)
-    mark_done(folder)
+    """``begin(folder)``, run the body, then write DONE last (never when the body raises).
+
+    Holds the folder's lock throughout (taken by ``should_skip`` or ``begin``); lets go of it
+    also when the body raises.
+    """
+    try:
+        yield begin(folder, clean)
+        mark_done(folder)
+    finally:
+        locks.release(folder)
 
 
 def cache_root(cache_dir: str | Path | None = None) -> Path:

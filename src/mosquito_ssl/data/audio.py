@@ -44,6 +44,16 @@ class BadAudio(Exception):
         self.detail = detail
 
 
+def _require_file(path: Path) -> None:
+    """``missing`` unless ``path`` is a file; a folder we may not look into makes it ``unreadable``."""
+    try:
+        if path.is_file():
+            return
+    except OSError as exc:  # is_file lets EACCES through (a parent folder without permission)
+        raise BadAudio("unreadable", f"{path}: {exc}") from exc
+    raise BadAudio("missing", str(path))
+
+
 def fix_length(wave: np.ndarray, n: int) -> np.ndarray:
     """Zero-pad or cut ``wave`` to exactly ``n`` samples."""
     if len(wave) >= n:
@@ -140,10 +150,16 @@ def load_audio(
 
     Raises ``BadAudio`` with the reason the file (or window) is unusable.
     """
+    return read_clip(path, sample_rate, offset, duration)[0]
+
+
+def read_clip(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, offset: float = 0.0, duration: float | None = None
+) -> tuple[np.ndarray, int]:
+    """``load_audio`` plus the file's own sample rate (the feature cache warns when it upsamples)."""
     global DECODES
     path = Path(path)
-    if not path.is_file():
-        raise BadAudio("missing", str(path))
+    _require_file(path)
     DECODES += 1
     if path.suffix.lower() in SOUNDFILE_SUFFIXES or path.suffix.lower() not in AUDIO_SUFFIXES:
         wave, sr = _read_soundfile(path, offset, duration)
@@ -156,14 +172,13 @@ def load_audio(
         raise BadAudio("nan_or_inf", f"{path}: {int((~np.isfinite(wave)).sum())} non-finite samples")
     if float(np.max(np.abs(wave))) < SILENCE_PEAK:
         raise BadAudio("silent", f"{path}: peak below {SILENCE_PEAK:g}")
-    return np.ascontiguousarray(resample(wave, sr, sample_rate), dtype=np.float32)
+    return np.ascontiguousarray(resample(wave, sr, sample_rate), dtype=np.float32), sr
 
 
 def recording_duration(path: str | Path) -> float:
     """Length of ``path`` in seconds from its header (no decoding)."""
     path = Path(path)
-    if not path.is_file():
-        raise BadAudio("missing", str(path))
+    _require_file(path)
     if path.suffix.lower() in AUDIO_SUFFIXES - SOUNDFILE_SUFFIXES:
         import librosa
 

@@ -80,7 +80,7 @@ def inspect(
     as_json: JsonOpt = False,
 ) -> None:
     """Read a data source, build its feature cache and summarise it (what a probe would use)."""
-    from .feature_cache import inspect_data  # torch-free: inspecting data loads no model
+    from .inspection import inspect_data  # torch-free: inspecting data loads no model
     from .protocol import Protocol, class_names
 
     protocol = Protocol(
@@ -156,4 +156,6 @@ def _format(report: dict) -> str:
         lines.append("classes: unlabelled")
     if report["skipped"]:
         lines.append("skipped: " + ", ".join(f"{r} ({n})" for r, n in report["skipped"].items()))
+    if report.get("outside_data_folder"):
+        lines.append(f"outside: {len(report['outside_data_folder'])} file(s) read from outside the data folder")
     return "\n".join(lines)

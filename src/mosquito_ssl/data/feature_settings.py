@@ -23,6 +23,7 @@ PATCH = 16  # AST patch size: fewer frames than this cannot form one patch
 FRAMES_PER_SECOND = 100  # the extractor's 10 ms hop (data/fbank.py keeps it at every rate)
 AUDIOSET_MEAN, AUDIOSET_STD = -4.2677393, 4.5689974  # ASTFeatureExtractor's defaults
 NORMALIZE = ("audioset", "dataset")
+MAX_RATE = 48000  # above any recorder's rate: a larger --sample-rate is a mistake, not an upsampling
 FRONT_END = ("sample_rate", "num_mel_bins", "normalize")  # the settings a user chooses (flags, [pretrain])
 
 
@@ -65,6 +66,15 @@ class FeatureSettings:
             do_normalize=True,
             normalization=self.normalize,  # not "normalize": that is the extractor's method
         )
+
+    @property
+    def needs_stats(self) -> bool:
+        """``normalize="dataset"`` still holding AudioSet's mean/std: the statistics are yet to be measured.
+
+        A front end chosen by flags starts so; the measured settings (``data/normalize.py``) and a
+        checkpoint's ``preprocessor_config.json`` hold the data set's own numbers.
+        """
+        return self.normalize == "dataset" and (self.mean, self.std) == (AUDIOSET_MEAN, AUDIOSET_STD)
 
     def raw(self) -> FeatureSettings:
         """The same front end with AST's AudioSet mean/std: what dataset statistics are taken on."""

@@ -2,10 +2,10 @@
 
     mosquito-ssl data inspect data/synth
 
-``FeatureSettings`` lives in ``feature_settings.py``, the cache (``build_features``,
-``FeatureCache``, ``inspect_data``) in ``feature_cache.py``; both are re-exported here, so
-other stages import everything feature-related from ``data.features``. This module owns the
-torch ``Dataset`` the Trainer reads rows from.
+``FeatureSettings`` lives in ``feature_settings.py``, the cache (``load_features``,
+``build_features``, ``FeatureCache``) in ``feature_cache.py``, ``inspect_data`` in
+``inspection.py``; all are re-exported here, so other stages import everything feature-related
+from ``data.features``. This module owns the torch ``Dataset`` the Trainer reads rows from.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from .feature_cache import CACHE_VERSION, FeatureCache, build_features, cache_key, inspect_data
+from .feature_cache import CACHE_VERSION, FeatureCache, build_features, cache_key, load_features
 from .feature_settings import FRAMES_PER_SECOND, PATCH, FeatureSettings
+from .inspection import inspect_data
 
 __all__ = [
     "CACHE_VERSION",
@@ -29,6 +30,7 @@ __all__ = [
     "build_features",
     "cache_key",
     "inspect_data",
+    "load_features",
 ]
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+OUTSIDE = "outside_data_folder"  # the record of a file read from outside the data folder
+
 
 @dataclass(frozen=True)
 class Item:
@@ -26,7 +28,7 @@ class Item:
 
 
 class SkipLog:
-    """Files or clips left out, each with a reason (``BadAudio`` reasons, ``no_label``)."""
+    """Files or clips left out, each with a reason (``BadAudio`` reasons, ``no_label``, ``files.py``'s)."""
 
     def __init__(self, entries: list[dict[str, Any]] | None = None) -> None:
         self.entries: list[dict[str, Any]] = list(entries or [])
@@ -52,6 +54,20 @@ class SkipLog:
         return len(self.entries)
 
 
+def records_csv(skipped_files: list[dict[str, Any]], outside: list[str]) -> str:
+    """``skipped_files.csv``: ``path,reason,used``; a file read from outside the data folder is a
+    row with reason ``outside_data_folder`` and used ``yes``, every file or clip left out ``no``."""
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["path", "reason", "used"])
+    writer.writerows([e["path"], e["reason"], "no"] for e in skipped_files)
+    writer.writerows([path, OUTSIDE, "yes"] for path in outside)
+    return out.getvalue()
+
+
 @dataclass
 class Dataset:
     items: list[Item]
@@ -60,6 +76,7 @@ class Dataset:
     skipped: SkipLog = field(default_factory=SkipLog)
     source: str = ""
     window: float | None = None
+    outside: list[str] = field(default_factory=list)  # files read from outside the data folder
 
     @property
     def labels(self) -> list[str] | None:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .audio import BadAudio, recording_duration
-from .items import Dataset, Item, SkipLog
+from .items import OUTSIDE, Dataset, Item, SkipLog
 from .layouts import HUMBUGDB_COLUMNS, LAYOUTS, MANIFEST, detect_layout, humbugdb_table, read_layout
 
 __all__ = [
@@ -87,14 +87,22 @@ def read_dataset(
         raise DataError(f"data source {source} does not exist: pass an existing folder or CSV file")
     if layout == "auto":
         layout = detect_layout(source)
-    items, skipped = read_layout(source, layout, label_column, group_column, split_column, audio_dir)
+    items, skipped, outside = read_layout(source, layout, label_column, group_column, split_column, audio_dir)
     root = source if source.is_dir() else source.parent
     if window is not None:
         items = window_items(items, root, window, hop or window, skipped)
     if not items:
         raise DataError(_nothing_found(source, layout, skipped))
     log.info("%s: %d clips (%s layout), %d skipped %s", source, len(items), layout, len(skipped), skipped.counts())
-    return Dataset(items, layout, root.resolve(), skipped, str(source), window)
+    if outside:  # allowed (absolute paths are normal in manifests), so one line, not one per file
+        log.info(
+            "%s: %d file(s) outside the data folder, e.g. %s: read, and listed as %s",
+            source,
+            len(outside),
+            outside[0],
+            OUTSIDE,
+        )
+    return Dataset(items, layout, root.resolve(), skipped, str(source), window, outside)
 
 
 def _nothing_found(source: Path, layout: str, skipped: SkipLog) -> str:

@@ -8,8 +8,10 @@ one mean and one standard deviation of every log-mel cell of the training clips,
 with AudioSet's numbers (``FeatureSettings.raw()``), undoing that normalisation exactly; the
 padded frames of short clips count, as the encoder sees them. ``dataset_normalized`` then
 writes the re-normalised cache entry under the key ``build_features`` gives those settings, by
-an affine map of the cached rows (no audio is decoded twice), and the settings travel with the
-checkpoint in ``preprocessor_config.json``.
+an affine map of the cached rows (no audio is decoded twice; verified before DONE, and checked
+when read back, like every cache entry: ``cache_entry.py``), and the settings travel with the
+checkpoint in ``preprocessor_config.json``. Stages reach this through
+``feature_cache.load_features``, which decides when statistics are to be measured.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import os
 import numpy as np
 
 from .. import runs
-from .feature_cache import FeatureCache, cache_key, load_entry
+from .cache_entry import build_entry, entry_ok, tmp_file
+from .feature_cache import FeatureCache, cache_key, entry_problem, load_entry
 from .feature_settings import FeatureSettings
 from .items import Dataset
 
@@ -56,8 +59,10 @@ def dataset_normalized(
         raw.settings.std,
     )
     path = runs.cache_folder("features", cache_dir) / cache_key(dataset, target)
-    if not runs.should_skip(path):
-        with runs.building(path, clean=False):
+    check = lambda: entry_problem(path, dataset, target)  # noqa: E731
+    if not (runs.should_skip(path) and entry_ok(path, check, "dataset-normalised feature cache")):
+        verify = lambda: entry_problem(path, dataset, target, sample=False)  # noqa: E731
+        with build_entry(path, verify, "the dataset-normalised feature cache", clean=False):
             _write_affine(raw, target, path, chunk)
     return load_entry(path, dataset, target)
 
@@ -67,7 +72,7 @@ def _write_affine(raw: FeatureCache, target: FeatureSettings, path, chunk: int) 
     s = raw.settings
     scale = s.std / target.std  # (x*2s + m - m') / (2s') = x*s/s' + (m - m')/(2s')
     shift = (s.mean - target.mean) / (2 * target.std)
-    part = path / f".features.{os.getpid()}.npy"
+    part = tmp_file(path, "features.npy")
     out = np.lib.format.open_memmap(part, mode="w+", dtype=np.float32, shape=raw.features.shape)
     for start in range(0, len(raw), chunk):
         out[start : start + chunk] = raw.features[start : start + chunk] * scale + shift

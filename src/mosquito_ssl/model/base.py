@@ -10,6 +10,7 @@ returns an output with ``loss``. Saving writes the folder that plain transformer
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,26 +24,6 @@ from transformers.utils import ModelOutput
 from ..errors import ConfigError
 
 EVAL_MASK_SEED = 0  # eval masks are the same every epoch, so eval loss curves are comparable
-
-
-def check_ratio(value: float, flag: str = "--mask-ratio") -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise ConfigError(f"{flag} {value!r} is not valid: use a fraction between 0 and 1 (AudioMAE uses 0.8)")
-
-
-def check_positive(settings: object, *names: str) -> None:
-    for name in names:
-        value = getattr(settings, name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            flag = "--" + name.replace("_", "-")
-            raise ConfigError(f"{flag} {value!r} is not valid: use an integer >= 1")
-
-
-def check_decay(settings: object, *names: str) -> None:
-    for name in names:
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-            raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid: use a decay in [0, 1]")
 
 
 def check_input(encoder: ASTModel, x: torch.Tensor) -> None:
@@ -64,10 +45,7 @@ class SSLOutput(ModelOutput):
 class SSLModel(nn.Module):
     """Base of the method models: ``method`` names it; ``settings`` is its frozen settings dataclass."""
 
-    method: ClassVar[str]
-    # Methods whose targets move during training (an EMA teacher) have no comparable eval loss
-    # across epochs: they keep the last checkpoint instead of the one with the lowest eval loss.
-    selects_best: ClassVar[bool] = True
+    method: ClassVar[str]  # its entry in model/methods.py, which holds its traits
     encoder: ASTModel
     settings: Any
 
@@ -75,11 +53,25 @@ class SSLModel(nn.Module):
         """JSON-able settings that, with the encoder, rebuild this model."""
         return {"method": self.method, **dataclasses.asdict(self.settings)}
 
-    def eval_generator(self, device: torch.device) -> torch.Generator | None:
-        """A fixed generator in eval mode (same masks every epoch), None in training."""
-        if self.training:
+    # (seed, optimizer step) of the batch being trained, set by the trainer before each step
+    # (pretrain/trainer.py MethodStepCallback); None outside a Trainer (the global RNG is used).
+    rng_step: tuple[int, int] | None = None
+
+    def batch_generator(self, device: torch.device, clip_index: Any = None) -> torch.Generator | None:
+        """The generator of this batch's masks and augmentations.
+
+        Eval: one fixed seed (the same masks every epoch, so eval losses are comparable). Training
+        in a Trainer: a seed from (seed, optimizer step, the batch's clip indices), so the draws of
+        a batch do not depend on data-loader workers (whose seeding consumes the global RNG) and a
+        resumed run draws the same. Otherwise None: the global RNG.
+        """
+        if not self.training:
+            return torch.Generator(device=device).manual_seed(EVAL_MASK_SEED)
+        if clip_index is None or self.rng_step is None:
             return None
-        return torch.Generator(device=device).manual_seed(EVAL_MASK_SEED)
+        text = f"{self.rng_step[0]}:{self.rng_step[1]}:{','.join(str(int(i)) for i in clip_index)}"
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+        return torch.Generator(device=device).manual_seed(seed)
 
     def after_optimizer_step(self, step: int, total_steps: int) -> None:
         """Called by the trainer after each optimizer step (EMA updates live here)."""

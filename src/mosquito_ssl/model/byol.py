@@ -13,16 +13,14 @@ time-only resized crop. Patches do not overlap (stride = patch size), like the m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import ASTModel
 
-from ..errors import ConfigError
-from .base import SSLModel, SSLOutput, check_decay, check_input, check_positive
+from .base import SSLModel, SSLOutput, check_input
 from .ema import ema_decay_at, ema_update, frozen_copy
+from .method_settings import BYOLSettings
 from .pooling import freq_mean_max
 from .presets import patch_grid
 from .visible import encode_visible, patch_size, set_patch_stride
@@ -30,23 +28,6 @@ from .visible import encode_visible, patch_size, set_patch_stride
 # Features are log-mel normalised as (log_mel - mean) / (2 * std) (ASTFeatureExtractor, AudioSet
 # std 4.57): this scale takes them back to natural-log power for the mixup.
 LOG_SCALE = 2 * 4.5689974
-
-
-@dataclass(frozen=True)
-class BYOLSettings:
-    ema_decay: float = 0.99  # BYOL-A's target decay
-    ema_end_decay: float = 0.99
-    ema_anneal: float = 1.0
-    proj_dim: int = 256  # BYOL-A: 256
-    proj_hidden: int = 1024  # BYOL-A: 4096 for a 2048-wide encoder
-    mixup: float = 0.4  # largest weight of the other clip (BYOL-A: 0.4)
-    min_crop: float = 0.6  # shortest time crop, as a fraction of the clip (BYOL-A's RRC: 0.6)
-
-    def __post_init__(self) -> None:
-        check_positive(self, "proj_dim", "proj_hidden")
-        check_decay(self, "ema_decay", "ema_end_decay", "ema_anneal", "mixup")
-        if not 0.0 < self.min_crop <= 1.0:
-            raise ConfigError(f"--min-crop {self.min_crop!r} is not valid: use a fraction in (0, 1]")
 
 
 def mlp(dim_in: int, hidden: int, dim_out: int) -> nn.Sequential:
@@ -59,7 +40,7 @@ def augment(x: torch.Tensor, s: BYOLSettings, generator: torch.Generator | None)
     """One random view of (B, T, F) features: log-mixup-exp with a shuffled clip, time-only crop."""
     batch = x.shape[0]
     dev = x.device
-    weight = torch.rand(batch, 1, 1, generator=generator, device=dev) * s.mixup
+    weight = torch.rand(batch, 1, 1, generator=generator, device=dev) * s.mixup_ratio
     other = x[torch.randperm(batch, generator=generator, device=dev)]
     a, b = x * LOG_SCALE, other * LOG_SCALE
     mixed = torch.logaddexp(a + torch.log1p(-weight), b + torch.log(weight.clamp_min(1e-8))) / LOG_SCALE
@@ -81,7 +62,6 @@ class ASTBYOL(SSLModel):
     """BYOL-A-style online encoder (``self.encoder``) with an EMA target network."""
 
     method = "byol"
-    selects_best = False
 
     def __init__(self, encoder: ASTModel, settings: BYOLSettings = BYOLSettings()) -> None:
         super().__init__()
@@ -105,10 +85,10 @@ class ASTBYOL(SSLModel):
         return self.target_projector(freq_mean_max(tokens, self.grid))
 
     def forward(self, input_values: torch.Tensor, **kwargs: object) -> SSLOutput:
-        """Two views, symmetric BYOL loss on the pooled clip vectors; kwargs are ignored."""
+        """Two views, symmetric BYOL loss on the pooled clip vectors; ``clip_index`` (kwargs) seeds its draws."""
         x = input_values
         check_input(self.encoder, x)
-        gen = self.eval_generator(x.device)
+        gen = self.batch_generator(x.device, kwargs.get("clip_index"))
         v1, v2 = augment(x, self.settings, gen), augment(x, self.settings, gen)
         p1, p2 = self._online(v1), self._online(v2)
         z1, z2 = self._target(v1), self._target(v2)

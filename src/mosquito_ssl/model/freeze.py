@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
-from .layout import blocks
+
+if TYPE_CHECKING:  # parsing stays torch-free: configs and --help use it
+    from torch import nn
 
 FREEZE_FORMS = "frozen, full (alias none) or partial:K (K = transformer blocks frozen after the embeddings)"
 
@@ -69,6 +70,8 @@ def canonical_freeze(freeze: str | Freeze, flag: str = "--freeze") -> str:
 
 def apply_freeze(encoder: nn.Module, freeze: str | Freeze) -> int:
     """Set requires_grad per ``freeze`` and return the number of trainable parameters."""
+    from .layout import blocks
+
     layers = blocks(encoder)
     parsed = parse_freeze(freeze, len(layers))
     encoder.requires_grad_(parsed.trains_encoder)

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 from transformers import ASTModel
 
 from ..errors import ConfigError
-from .base import SSLModel, SSLOutput, check_input, check_positive, check_ratio
+from .base import SSLModel, SSLOutput, check_input
+from .method_settings import MAESettings
 from .presets import patch_grid
 from .visible import (
     TokenDecoder,
@@ -28,19 +28,6 @@ from .visible import (
     random_patch_mask,
     set_patch_stride,
 )
-
-
-@dataclass(frozen=True)
-class MAESettings:
-    mask_ratio: float = 0.8
-    decoder_dim: int | None = None  # None: half the encoder width, at least 32
-    decoder_layers: int = 2
-    decoder_heads: int | None = None  # None: decoder_dim // 32
-    norm_pix_loss: bool = True
-
-    def __post_init__(self) -> None:
-        check_ratio(self.mask_ratio)
-        check_positive(self, "decoder_dim", "decoder_layers", "decoder_heads")
 
 
 def decoder_shape(hidden: int, dim: int | None, heads: int | None) -> tuple[int, int]:
@@ -81,11 +68,11 @@ class ASTMAE(SSLModel):
         )
 
     def forward(self, input_values: torch.Tensor, **kwargs: object) -> SSLOutput:
-        """Mask patches, encode the visible ones, predict the masked pixels; kwargs are ignored."""
+        """Mask patches, encode the visible ones, predict the masked pixels; ``clip_index`` (kwargs) seeds its draws."""
         x = input_values
         check_input(self.encoder, x)
         keep, masked = random_patch_mask(
-            x.shape[0], self.n_patches, self.settings.mask_ratio, self.eval_generator(x.device), x.device
+            x.shape[0], self.n_patches, self.settings.mask_ratio, self.batch_generator(x.device, kwargs.get("clip_index")), x.device
         )
         tokens, _ = encode_visible(self.encoder, x, keep)
         pred = self.decoder(tokens[:, 2:], keep, self.n_patches)

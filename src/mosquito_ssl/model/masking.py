@@ -10,49 +10,13 @@ whole batch at once with tensor ops, independently per example (``mosquito-ssl p
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
 import torch
 
-from ..errors import ConfigError
+from .method_settings import MASK_KINDS, MaskSettings
 
-MASK_KINDS = ("specaugment", "time", "freq", "patch")
+__all__ = ["MASK_KINDS", "MaskSettings", "expected_masked_fraction", "sample_masks"]
+
 PATCH_BLOCK = 16  # block edge in frames/bins, the AST patch size
-PATCH_FRACTION = 0.3  # blocks masked at strength 1: about SpecAugment's default coverage
-
-
-@dataclass(frozen=True)
-class MaskSettings:
-    mask_strength: float = 1.0
-    mask_kind: str = "specaugment"
-    time_width: int = 20
-    freq_width: int = 24
-    time_masks: int = 2
-    freq_masks: int = 2
-
-    def __post_init__(self) -> None:
-        s = self.mask_strength
-        if isinstance(s, bool) or not isinstance(s, (int, float)) or not math.isfinite(s) or s < 0:
-            raise ConfigError(f"--mask-strength {s!r} is not valid: use a number >= 0 (0 = no masking)")
-        if self.mask_kind not in MASK_KINDS:
-            raise ConfigError(f"--mask-kind {self.mask_kind!r} is not valid: use one of {', '.join(MASK_KINDS)}")
-        for name in ("time_width", "freq_width", "time_masks", "freq_masks"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"mask setting {name}={value!r} is not valid: use an integer >= 0")
-
-    @property
-    def max_time_width(self) -> int:
-        return round(self.time_width * self.mask_strength)
-
-    @property
-    def max_freq_width(self) -> int:
-        return round(self.freq_width * self.mask_strength)
-
-    @property
-    def patch_fraction(self) -> float:
-        return min(1.0, PATCH_FRACTION * self.mask_strength)
 
 
 def _band_masks(

@@ -4,7 +4,7 @@ The input spectrogram is masked (``masking.sample_masks``), encoded by the AST, 
 spectrogram is reconstructed; the loss is the MSE over all cells (``loss_on="all"``, as the
 original pipeline) or over the masked cells only (``loss_on="masked"``)::
 
-    model = ASTSSL(build_encoder("tiny"), MaskSettings(mask_strength=0.5), loss_on="masked")
+    model = ASTSSL(build_encoder("tiny"), ReconstructSettings(mask_strength=0.5, loss_on="masked"))
     out = model(input_values=batch)          # out.loss, out.reconstruction (B, T, F), out.mask
 
 How decoding differs from the original pipeline (``speed.original.OriginalPipelineSSL``): it ran
@@ -21,7 +21,6 @@ interpolation from t_dim patches to T frames.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -31,12 +30,10 @@ from torch import nn
 from transformers import ASTModel
 from transformers.utils import ModelOutput
 
-from ..errors import ConfigError
 from .base import SSLModel, check_input
-from .masking import MaskSettings, sample_masks
+from .masking import sample_masks
+from .method_settings import MaskSettings, ReconstructSettings
 from .presets import patch_grid
-
-LOSS_ON = ("all", "masked")
 
 
 @dataclass
@@ -49,8 +46,8 @@ class ASTSSLOutput(ModelOutput):
 class ASTSSL(SSLModel):
     """Masked-spectrogram reconstruction around an ``ASTModel`` (kept as ``self.encoder``).
 
-    Its ``ssl_config.json`` holds the mask fields, ``loss_on`` and the decoder widths (no
-    ``method`` key: the format predates the other methods); ``save`` is ``SSLModel.save``.
+    ``settings`` is a ``ReconstructSettings`` (a bare ``MaskSettings`` means ``loss_on="all"``);
+    ``proj_dim`` / ``decoder_dim`` size the decoder and are saved in ``ssl_config.json`` with them.
     """
 
     method: ClassVar[str] = "reconstruct"
@@ -58,15 +55,15 @@ class ASTSSL(SSLModel):
     def __init__(
         self,
         encoder: ASTModel,
-        mask: MaskSettings = MaskSettings(),
-        loss_on: str = "all",
+        settings: MaskSettings = ReconstructSettings(),
         proj_dim: int = 64,
         decoder_dim: int = 256,
     ) -> None:
         super().__init__()
-        if loss_on not in LOSS_ON:
-            raise ConfigError(f"--loss-on {loss_on!r} is not valid: use one of {', '.join(LOSS_ON)}")
-        self.encoder, self.mask, self.loss_on = encoder, mask, loss_on
+        if not isinstance(settings, ReconstructSettings):
+            settings = ReconstructSettings(**settings.__dict__)
+        self.encoder, self.settings = encoder, settings
+        self.mask, self.loss_on = settings.mask, settings.loss_on
         self.proj_dim, self.decoder_dim = proj_dim, decoder_dim
         cfg = encoder.config
         self.f_dim, self.t_dim = patch_grid(cfg)
@@ -78,27 +75,12 @@ class ASTSSL(SSLModel):
         )
 
     def ssl_config(self) -> dict[str, Any]:
-        """JSON-able settings that, with the encoder, rebuild this model (``from_ssl_config``)."""
-        return {
-            **dataclasses.asdict(self.mask),
-            "loss_on": self.loss_on,
-            "proj_dim": self.proj_dim,
-            "decoder_dim": self.decoder_dim,
-        }
+        """The method's settings plus the decoder sizes (``methods.rebuild`` reads them back)."""
+        return {**super().ssl_config(), "proj_dim": self.proj_dim, "decoder_dim": self.decoder_dim}
 
-    @classmethod
-    def from_ssl_config(cls, encoder: ASTModel, config: dict[str, Any]) -> ASTSSL:
-        mask_fields = {f.name for f in dataclasses.fields(MaskSettings)}
-        mask = MaskSettings(**{k: v for k, v in config.items() if k in mask_fields})
-        rest = {k: v for k, v in config.items() if k not in mask_fields}
-        unknown = set(rest) - {"loss_on", "proj_dim", "decoder_dim"}
-        if unknown:
-            raise ConfigError(f"ssl_config.json has unknown key(s) {sorted(unknown)}: re-save it")
-        return cls(encoder, mask, **rest)
-
-    def _masks(self, x: torch.Tensor) -> torch.Tensor:
+    def _masks(self, x: torch.Tensor, clip_index: Any = None) -> torch.Tensor:
         batch, frames, bins = x.shape
-        generator = self.eval_generator(x.device)  # eval: the same masks every epoch
+        generator = self.batch_generator(x.device, clip_index)  # eval: the same masks every epoch
         return sample_masks(batch, frames, bins, self.mask, generator=generator, device=x.device)
 
     def reconstruct(self, masked: torch.Tensor) -> torch.Tensor:
@@ -113,9 +95,9 @@ class ASTSSL(SSLModel):
         return decoded.transpose(1, 2)
 
     def forward(self, input_values: torch.Tensor, **kwargs: Any) -> ASTSSLOutput:
-        """Mask, encode, reconstruct; extra kwargs (labels, num_items_in_batch) are ignored."""
+        """Mask, encode, reconstruct; ``clip_index`` seeds the masks, other kwargs are ignored."""
         check_input(self.encoder, input_values)
-        mask = self._masks(input_values)
+        mask = self._masks(input_values, kwargs.get("clip_index"))
         recon = self.reconstruct(input_values.masked_fill(mask, 0.0))
         err = (recon - input_values) ** 2
         if self.loss_on == "masked":

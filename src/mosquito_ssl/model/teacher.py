@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers import ASTModel
 
 from ..errors import ConfigError
-from .base import SSLModel, SSLOutput, check_decay, check_input, check_positive, check_ratio
+from .base import SSLModel, SSLOutput, check_input
 from .ema import ema_decay_at, ema_update, frozen_copy
 from .mae import decoder_shape, masked_mean
+from .method_settings import TeacherSettings
 from .presets import patch_grid
 from .visible import (
     N_SPECIAL,
@@ -33,29 +33,6 @@ from .visible import (
     random_patch_mask,
     set_patch_stride,
 )
-
-
-@dataclass(frozen=True)
-class TeacherSettings:
-    mask_ratio: float = 0.8
-    views: int = 4  # masked student views per clip sharing one teacher pass (EAT: 16)
-    top_k: int | None = None  # teacher blocks averaged into the target; None: all (EAT: 12 of 12)
-    # EAT anneals 0.9998 -> 0.99999 over 100k updates; runs here are ~1k updates, so the teacher
-    # must move faster: 0.999 -> 0.9999 over the whole run.
-    ema_decay: float = 0.999
-    ema_end_decay: float = 0.9999
-    ema_anneal: float = 1.0  # fraction of all training steps over which the decay is annealed
-    clip_loss: float = 1.0  # weight of the utterance-level loss (EAT: 1)
-    decoder_dim: int | None = None
-    decoder_layers: int = 2
-    decoder_heads: int | None = None
-
-    def __post_init__(self) -> None:
-        check_ratio(self.mask_ratio)
-        check_positive(self, "views", "top_k", "decoder_dim", "decoder_layers", "decoder_heads")
-        check_decay(self, "ema_decay", "ema_end_decay", "ema_anneal")
-        if self.clip_loss < 0:
-            raise ConfigError(f"--clip-loss {self.clip_loss!r} is not valid: use a weight >= 0")
 
 
 def teacher_targets(states: list[torch.Tensor], top_k: int) -> torch.Tensor:
@@ -70,7 +47,6 @@ class ASTTeacher(SSLModel):
     """data2vec 2.0 / EAT-style student (``self.encoder``) with an EMA teacher (``self.teacher``)."""
 
     method = "teacher"
-    selects_best = False
 
     def __init__(self, encoder: ASTModel, settings: TeacherSettings = TeacherSettings()) -> None:
         super().__init__()
@@ -89,7 +65,7 @@ class ASTTeacher(SSLModel):
         self.teacher = frozen_copy(self.encoder)
 
     def forward(self, input_values: torch.Tensor, **kwargs: object) -> SSLOutput:
-        """One teacher pass, ``views`` masked student passes; frame + clip loss. kwargs are ignored."""
+        """One teacher pass, ``views`` masked student passes; frame + clip loss; ``clip_index`` seeds the masks."""
         x, s = input_values, self.settings
         check_input(self.encoder, x)
         with torch.no_grad():
@@ -97,7 +73,7 @@ class ASTTeacher(SSLModel):
             target = teacher_targets(states, self.top_k)
         xs = x.repeat_interleave(s.views, dim=0)
         keep, masked = random_patch_mask(
-            xs.shape[0], self.n_patches, s.mask_ratio, self.eval_generator(x.device), x.device
+            xs.shape[0], self.n_patches, s.mask_ratio, self.batch_generator(x.device, kwargs.get("clip_index")), x.device
         )
         tokens, _ = encode_visible(self.encoder, xs, keep)
         pred = self.decoder(tokens[:, N_SPECIAL:], keep, self.n_patches)

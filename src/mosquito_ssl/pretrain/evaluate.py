@@ -1,8 +1,9 @@
 """Final evaluation of a pretraining (``mosquito-ssl pretrain``), written to ``metrics.json``.
 
-The reconstruct method is scored by its validation MSE against the mean-spectrogram baseline,
-which predicts, for every validation clip, the mean training spectrogram: a model that learned
-something reconstructs clearly better than that. Other methods report their validation loss.
+A method whose output is a spectrogram (reconstruct) is scored by its validation MSE against the
+mean-spectrogram baseline, which predicts, for every validation clip, the mean training
+spectrogram: a model that learned something reconstructs clearly better than that. Other methods
+report their validation loss; ``metrics.json`` names it (``loss_name``, the registry's).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ..model import methods
 
 
 def mean_spectrogram(features: np.ndarray, idx: np.ndarray, chunk: int = 1024) -> np.ndarray:
@@ -64,19 +67,21 @@ def final_val_loss(model, cache, train_idx, val_idx, batch_size: int) -> dict:
 
 
 def final_metrics(method: str, model, cache, train_idx, val_idx, batch_size: int) -> dict[str, Any]:
-    """The method's final validation metrics (reconstruct: MSE and the mean baseline)."""
-    if method == "reconstruct":
+    """The method's final validation metrics; a method that outputs spectrograms also gets the
+    mean-spectrogram baseline (``mean_baseline`` in ``model/methods.py``)."""
+    entry = methods.get(method)
+    if entry.mean_baseline:
         metrics = baseline_and_final_mse(model, cache, train_idx, val_idx, batch_size)
     else:
         metrics = final_val_loss(model, cache, train_idx, val_idx, batch_size)
-    return {**metrics, "method": method}
+    return {**metrics, "method": method, "loss_name": entry.loss_name}
 
 
 def result_line(metrics: dict[str, Any]) -> str:
     """One readable line of the final metrics for the log."""
-    if metrics["method"] == "reconstruct":
+    if "val_mse_mean_baseline" in metrics:
         return (
             f"validation MSE {metrics['val_mse']:.4f} vs mean-spectrogram baseline "
             f"{metrics['val_mse_mean_baseline']:.4f}"
         )
-    return f"{metrics['method']} validation loss {metrics['val_loss']:.4f}"
+    return f"{metrics['method']} validation {metrics['loss_name']} {metrics['val_loss']:.4f}"

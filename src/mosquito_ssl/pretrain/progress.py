@@ -1,14 +1,17 @@
 """What pretraining shows while it runs: one progress bar and one readable line per epoch.
 
+    mosquito-ssl pretrain data/synth --preset tiny --epochs 10
+
 The Trainer runs with ``disable_tqdm=True`` and without its ``PrinterCallback`` (which prints
-every log dictionary); ``EpochReport`` takes their place::
+every log dictionary; ``mosquito_ssl.training``); ``EpochReport`` takes their place::
 
     pretrain  38%|███▊      | 30/80 [00:12<00:20, 2.41step/s]        (only when stderr is a terminal)
-    12:00:01 INFO mosquito_ssl.pretrain.progress: epoch 3/10: train loss 0.1012, eval_mse 0.0998 (best 0.0995)
+    12:00:01 INFO mosquito_ssl.pretrain.progress: epoch 3/10: train loss 0.1012, eval loss 0.0998 (best 0.0995)
 
-The raw dictionaries go to the DEBUG log (``mosquito-ssl -v pretrain ...``). With stderr not
-a terminal (CI, ``> log 2>&1``, SLURM) the bar is off (tqdm ``disable=None``), so a log file
-gets one line per epoch, not one per progress update.
+The value is the Trainer's ``eval_loss`` (the one checkpoint selection reads); the caller
+names it for the method. The raw dictionaries go to the DEBUG log (``mosquito-ssl -v
+pretrain ...``). With stderr not a terminal (CI, ``> log 2>&1``, SLURM) the bar is off (tqdm
+``disable=None``), so a log file gets one line per epoch, not one per progress update.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ class EpochReport(TrainerCallback):
     ``logging_steps`` multiple count too.
     """
 
-    def __init__(self, eval_name: str = "eval_mse") -> None:
-        self.eval_name = eval_name  # what the epoch line calls the validation loss
+    def __init__(self, label: str) -> None:
+        self.label = label  # what the epoch line calls the validation loss (``eval_loss``)
         self.bar: Any = None
         self.best: float | None = None
         self._loss_sum = 0.0
@@ -63,8 +66,6 @@ class EpochReport(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         logs = logs or {}
-        if state.is_world_process_zero:
-            log.debug("trainer log %s", logs)
         if "loss" in logs:
             steps = max(state.global_step - self._last_step, 1)
             self._loss_sum += float(logs["loss"]) * steps
@@ -72,14 +73,14 @@ class EpochReport(TrainerCallback):
             self._last_step = state.global_step
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        value = (metrics or {}).get("eval_mse")
+        value = (metrics or {}).get("eval_loss")
         if value is None:
             return
         self.best = value if self.best is None else min(self.best, value)
         train = self._loss_sum / self._loss_steps if self._loss_steps else None
         self._loss_sum, self._loss_steps = 0.0, 0
         if state.is_world_process_zero:
-            log.info(epoch_line(state.epoch, state.num_train_epochs, train, self.eval_name, value, self.best))
+            log.info(epoch_line(state.epoch, state.num_train_epochs, train, self.label, value, self.best))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.bar is not None:
@@ -87,7 +88,7 @@ class EpochReport(TrainerCallback):
             self.bar = None
 
 
-def epoch_line(epoch: float | None, epochs: int, train: float | None, name: str, value: float, best: float) -> str:
-    """``epoch 3/10: train loss 0.1012, eval_mse 0.0998 (best 0.0995)``."""
+def epoch_line(epoch: float | None, epochs: int, train: float | None, label: str, value: float, best: float) -> str:
+    """``epoch 3/10: train loss 0.1012, eval loss 0.0998 (best 0.0995)``."""
     train_text = "n/a" if train is None else f"{train:.4g}"
-    return f"epoch {round(epoch or 0)}/{epochs}: train loss {train_text}, {name} {value:.4g} (best {best:.4g})"
+    return f"epoch {round(epoch or 0)}/{epochs}: train loss {train_text}, {label} {value:.4g} (best {best:.4g})"

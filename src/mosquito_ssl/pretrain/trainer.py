@@ -1,20 +1,26 @@
-"""Hugging Face ``Trainer`` set-up for the SSL methods: arguments, ``eval_mse``, callbacks, checkpoints.
+"""Hugging Face ``Trainer`` set-up for the SSL methods: pretraining's arguments, callbacks, checkpoints.
 
-Used by ``pretrain.train.pretrain`` (``mosquito-ssl pretrain``); nothing here reads data or
-writes final artifacts. Console output is ``progress.EpochReport``'s, not the Trainer's.
+    mosquito-ssl pretrain data/synth --preset tiny --epochs 20
+
+Used by ``pretrain.train.pretrain``; nothing here reads data or writes final artifacts. The
+arguments every training stage shares come from ``mosquito_ssl.training``; pretraining adds
+its schedule and selects (and early-stops on) the Trainer's own validation loss ``eval_loss``,
+the method's loss on the val split. Console output is ``progress.EpochReport``'s.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 import re
 from pathlib import Path
 
 import torch
-from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
+from .. import training
+from ..model import methods
 from .progress import EpochReport
 
 log = logging.getLogger(__name__)
@@ -22,6 +28,16 @@ log = logging.getLogger(__name__)
 # A checkpoint is complete once trainer_state.json is there: the Trainer writes it after the
 # model, optimizer, scheduler and RNG state, so a kill mid-save leaves a folder without it.
 _CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
+
+
+def _state_ok(checkpoint: Path) -> bool:
+    """trainer_state.json parses: a kill while the Trainer writes it leaves it empty or cut short."""
+    try:
+        json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("ignoring %s: its trainer_state.json is incomplete (the run was killed while saving)", checkpoint)
+        return False
+    return True
 
 
 def last_complete_checkpoint(run_dir: Path) -> str | None:
@@ -32,57 +48,49 @@ def last_complete_checkpoint(run_dir: Path) -> str | None:
     found = []
     for path in run_dir.glob("checkpoint-*"):
         match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir() and all((path / f).exists() for f in _CHECKPOINT_FILES):
+        if match and path.is_dir() and all((path / f).exists() for f in _CHECKPOINT_FILES) and _state_ok(path):
             found.append((int(match.group(1)), path))
     if not found:
         return None
     return str(max(found)[1])
 
 
-class SSLTrainer(Trainer):
-    """Reports the reconstruction loss on the validation split as ``eval_mse``.
+class IndexedClips(torch.utils.data.Dataset):
+    """The cached clips of ``rows``, each with its row index (it seeds the clip's masks: ``batch_generator``)."""
 
-    Early stopping and best-model selection read ``eval_mse``; it is added inside the
-    evaluation loop so the logs, TensorBoard and every callback see it.
-    """
+    def __init__(self, cache, rows) -> None:
+        from ..data.features import FeatureDataset
 
-    def evaluation_loop(self, *args, **kwargs):
-        output = super().evaluation_loop(*args, **kwargs)
-        prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
-        loss_key = f"{prefix}_loss"
-        if loss_key in output.metrics:
-            output.metrics[f"{prefix}_mse"] = output.metrics[loss_key]
-        return output
+        self.clips, self.rows = FeatureDataset(cache, rows), rows
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.clips[i], "clip_index": int(self.rows[i])}
 
 
 def collate(batch: list[dict]) -> dict:
     # return_loss=True makes the Trainer compute the loss in evaluation although the
-    # self-supervised model takes no labels.
-    return {"input_values": torch.stack([b["input_values"] for b in batch]), "return_loss": True}
-
-
-def _precision_flags(precision: str) -> dict:
-    cuda = torch.cuda.is_available()
-    if precision == "auto":
-        if not cuda:
-            return {}
-        return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    if precision in ("fp16", "bf16") and not cuda:
-        log.warning("--precision %s needs a GPU; training in fp32", precision)
-        return {}
-    return {precision: True} if precision in ("fp16", "bf16") else {}
-
-
-def _ddp_backend() -> str | None:
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    return "gloo" if launched and not torch.cuda.is_available() else None
+    # self-supervised model takes no labels. clip_index stays a list: it is read on the host.
+    return {
+        "input_values": torch.stack([b["input_values"] for b in batch]),
+        "clip_index": [b["clip_index"] for b in batch],
+        "return_loss": True,
+    }
 
 
 class MethodStepCallback(TrainerCallback):
-    """After each optimizer step, let the SSL method update its EMA teacher (``after_optimizer_step``).
+    """Before each optimizer step, tell the method the (seed, step) its draws are seeded from; after it,
+    let the method update its EMA teacher (``after_optimizer_step``).
 
-    The step and total come from the Trainer state, so a resumed run continues the same decay schedule.
+    The step and total come from the Trainer state, so a resumed run continues the same decay
+    schedule and draws the same masks.
     """
+
+    def on_step_begin(self, args, state, control, model=None, **kwargs):
+        if model is not None:
+            model.rng_step = (args.seed, state.global_step)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         hook = getattr(model, "after_optimizer_step", None)
@@ -90,73 +98,55 @@ class MethodStepCallback(TrainerCallback):
             hook(state.global_step, state.max_steps)
 
 
-def training_arguments(cfg, run_dir: Path, selects_best: bool = True) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(run_dir),
-        learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
+def training_arguments(cfg, run_dir: Path) -> TrainingArguments:
+    """The shared policy (``mosquito_ssl.training``) plus pretraining's schedule and checkpoint selection;
+    the method's traits (``model/methods.py``) decide checkpoint selection and the last partial batch."""
+    method = methods.get(cfg.method)
+    return training.training_arguments(
+        run_dir,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        precision=cfg.precision,
         max_steps=cfg.max_steps,
         gradient_accumulation_steps=cfg.grad_accum,
         warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio of all steps in transformers 5
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
-        eval_strategy="epoch",
-        save_strategy="epoch",
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         save_total_limit=cfg.save_total_limit,
-        load_best_model_at_end=selects_best,
-        # BatchNorm (byol's projector) cannot train on a last batch of one clip.
-        dataloader_drop_last=cfg.method == "byol",
-        metric_for_best_model="eval_mse",
+        load_best_model_at_end=not method.ema_target,
+        dataloader_drop_last=method.drop_last,
+        # The Trainer's own validation loss: the method's loss (not always an MSE) on the val split.
+        metric_for_best_model="eval_loss",
         greater_is_better=False,
         prediction_loss_only=True,
-        dataloader_num_workers=cfg.workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # Pinned batches only overlap with compute when the host->device copy is non-blocking.
-        accelerator_config={"non_blocking": torch.cuda.is_available()},
-        # The NaN/Inf loss filter reads the loss on the host every micro-step: a device sync.
-        logging_nan_inf_filter=not torch.cuda.is_available(),
-        dataloader_persistent_workers=cfg.workers > 0,
-        seed=cfg.seed,
-        report_to="none",
-        disable_tqdm=True,  # progress.EpochReport shows one bar and one line per epoch instead
         torch_compile=cfg.compile,
-        remove_unused_columns=False,
-        label_names=[],
+        label_names=[],  # self-supervised: no labels; collate's return_loss asks for the loss
         ddp_find_unused_parameters=False,
-        # Without a GPU, accelerate only treats a torchrun launch as multi-process (gloo) when
-        # told it runs on the CPU; otherwise each process would train alone.
-        use_cpu=not torch.cuda.is_available(),
-        ddp_backend=_ddp_backend(),
-        **_precision_flags(cfg.precision),
     )
 
 
-def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> SSLTrainer:
+def build_trainer(cfg, model, cache, train_idx, val_idx, run_dir: Path) -> Trainer:
+    """The Trainer of one pretraining: the method's model on the cached train / val rows."""
     from torch.utils.tensorboard import SummaryWriter
 
-    from ..data.features import FeatureDataset
-
-    selects_best = getattr(model, "selects_best", True)
-    args = training_arguments(cfg, run_dir, selects_best)
-    eval_name = "eval_mse" if cfg.method == "reconstruct" else "eval loss"
-    callbacks: list = [MethodStepCallback(), EpochReport(eval_name)]
-    if selects_best:  # EMA-target methods have no comparable eval loss across epochs: train to the end
-        callbacks.append(
-            EarlyStoppingCallback(early_stopping_patience=cfg.patience, early_stopping_threshold=cfg.threshold)
-        )
+    method = methods.get(cfg.method)
+    args = training_arguments(cfg, run_dir)
+    callbacks: list = [MethodStepCallback(), EpochReport(f"validation {method.loss_name}")]
     if args.process_index == 0:
         callbacks.append(TensorBoardCallback(SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))))
-    trainer = SSLTrainer(
-        model=model,
+    return training.make_trainer(
         args=args,
-        train_dataset=FeatureDataset(cache, train_idx),
-        eval_dataset=FeatureDataset(cache, val_idx),
+        model=model,
+        train_dataset=IndexedClips(cache, train_idx),
+        eval_dataset=IndexedClips(cache, val_idx),
         data_collator=collate,
         callbacks=callbacks,
+        # EMA-target methods have no comparable eval loss across epochs: train to the end
+        patience=None if method.ema_target else cfg.patience,
+        threshold=cfg.threshold,
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log dictionary to stdout
-    return trainer

@@ -8,7 +8,9 @@ The random-init and AudioSet baselines need no code here: they are encoders
 vector of a clip is: log-mel mean and std per band (from the cached AST features), the
 wingbeat fundamental f0 (harmonic product spectrum within 200-1000 Hz) and the relative
 amplitudes of harmonics 1-4. It is cached like embeddings, as ``handcrafted.npy`` of shape
-(N, 1, D) under ``handcrafted/<key>/`` of the cache root, so the waveforms are decoded once.
+(N, 1, D) under ``handcrafted/<key>/`` of the cache root, so the waveforms are decoded once; like
+every cache entry it is verified before DONE and checked when read back (``data/cache_entry.py``).
+The ``logmel`` baseline has no entry of its own: it is one pass over the (checked) feature cache.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import runs
+from ..data.cache_entry import arrays_problem, build_entry, entry_ok, tmp_file
 from .embeddings import Embeddings, clip_list_hash
 
 log = logging.getLogger(__name__)
@@ -92,15 +95,22 @@ def handcrafted_features(
         "clips": clip_list_hash(cache.items),
         "n": len(cache.items),
         "f0_range": list(F0_RANGE),
-        "format": 1,
+        "harmonics": N_HARMONICS,
+        "hps_order": HPS_ORDER,
+        "format": 2,  # 2: verified entries
     }
     folder = runs.cache_folder("handcrafted", cache_dir) / runs.settings_hash(key, 20)
-    if runs.should_skip(folder, force):
+    shape = (len(cache.items), 1, 2 * cache.settings.num_mel_bins + 1 + N_HARMONICS)
+
+    def check(sample: bool = True) -> str | None:
+        return arrays_problem(folder, {POOLING: shape}, sample)
+
+    if runs.should_skip(folder, force) and entry_ok(folder, check, "hand-crafted features cache"):
         log.info("hand-crafted features cache hit: %s", folder)
         return Embeddings(folder)
-    with runs.building(folder):  # unfinished or forced: start clean, DONE last
+    with build_entry(folder, lambda: check(sample=False), "the hand-crafted features"):  # DONE once verified
         values = _compute(cache, chunk, progress)
-        tmp = folder / f".{POOLING}.npy.tmp"
+        tmp = tmp_file(folder, f"{POOLING}.npy")
         with open(tmp, "wb") as fh:
             np.save(fh, values)
         tmp.replace(folder / f"{POOLING}.npy")

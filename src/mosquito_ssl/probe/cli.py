@@ -18,24 +18,11 @@ from typing import Annotated, Any, Optional
 import typer
 from typer.core import TyperCommand
 
+from ..cli_options import declared_help
 from ..data import cli as data_cli
 from ..errors import ConfigError
-from ..options import (
-    AudioDirOpt,
-    ConfigOpt,
-    ForceOpt,
-    GroupColumnOpt,
-    HopOpt,
-    LabelColumnOpt,
-    LayoutOpt,
-    NormalizeOpt,
-    NumMelBinsOpt,
-    OutOpt,
-    ProtocolOpts,
-    SampleRateOpt,
-    SeedOpt,
-    WindowOpt,
-)
+from ..options import ConfigOpt, ProtocolOpts
+from .config import ProbeConfig
 
 Opt = typer.Option
 app = typer.Typer(
@@ -108,67 +95,55 @@ def _table(rows: list[dict], split: str) -> str:
 
 
 def _make(probe: str):
+    # Help texts and defaults come from ProbeConfig's declarations (cli_options.declared_help).
     def command(
         data: Annotated[Path, typer.Argument(help="Labelled clips: folder per species, manifest CSV or HumBugDB CSV.")],
-        encoder: Annotated[
-            Optional[str],
-            Opt(help="Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset> or handcrafted."),
-        ] = None,
-        pooling: Annotated[
-            Optional[str], Opt(help="freq_stack (default), freq_mean_max, mean, cls, dist, cls_dist or cls+mean.")
-        ] = None,
-        layer: Annotated[Optional[int], Opt(help="Hidden layer to probe (0 = embedding output; default last).")] = None,
-        freeze: Annotated[
-            Optional[str], Opt(help="Encoder parts that train: full, partial:K or frozen (head only).")
-        ] = None,
-        folds: Annotated[Optional[int], Opt(help="K-fold grouped cross-validation (mean and std over folds).")] = None,
+        encoder: Annotated[Optional[str], Opt()] = None,
+        pooling: Annotated[Optional[str], Opt()] = None,
+        layer: Annotated[Optional[int], Opt()] = None,
+        freeze: Annotated[Optional[str], Opt()] = None,
+        folds: Annotated[Optional[int], Opt()] = None,
         classes: ProtocolOpts.classes = None,
         exclude_classes: ProtocolOpts.exclude_classes = None,
-        max_clips_per_group: ProtocolOpts.max_clips_per_group = None,
-        min_groups_per_class: ProtocolOpts.min_groups_per_class = None,
-        sample_rate: SampleRateOpt = None,
-        num_mel_bins: NumMelBinsOpt = None,
-        normalize: NormalizeOpt = None,
-        seed: SeedOpt = None,
-        label_column: LabelColumnOpt = None,
-        group_column: GroupColumnOpt = None,
-        split_column: Annotated[Optional[str], Opt(help="Column with a predefined train/val/test split.")] = None,
-        audio_dir: AudioDirOpt = None,
-        layout: LayoutOpt = None,
-        window: WindowOpt = None,
-        hop: HopOpt = None,
-        head_init: Annotated[
-            Optional[str], Opt(help="Head start: probe (the frozen encoder's linear probe, LP-FT) or random.")
-        ] = None,
-        lr: Annotated[Optional[float], Opt(help="Learning rate of the encoder's top block (1e-4).")] = None,
-        head_lr: Annotated[Optional[float], Opt(help="Learning rate of the classification head (1e-3).")] = None,
-        layer_decay: Annotated[Optional[float], Opt(help="Lr factor per block downwards (0.75; 1 = none).")] = None,
-        warmup: Annotated[Optional[float], Opt(help="Warm-up fraction of all steps before cosine decay (0.1).")] = None,
-        weight_decay: Annotated[Optional[float], Opt(help="AdamW weight decay of weight matrices (0.05).")] = None,
-        specaugment: Annotated[
-            Optional[float], Opt(help="SpecAugment strength on inputs (0 = off, the default; 1 = AST's bands).")
-        ] = None,
-        mixup: Annotated[Optional[float], Opt(help="Mixup Beta(a, a) parameter a (0 = off).")] = None,
-        balance: Annotated[Optional[str], Opt(help="Class balance: weights (loss), sampler or none.")] = None,
-        epochs: Annotated[Optional[int], Opt(help="Most epochs; early stopping usually ends sooner (20).")] = None,
-        batch_size: Annotated[Optional[int], Opt(help="Batch size for embeddings / fine-tuning (32).")] = None,
-        patience: Annotated[Optional[int], Opt(help="Early-stopping patience in epochs (6).")] = None,
-        dropout: Annotated[Optional[float], Opt(help="Dropout before the head (0).")] = None,
-        encoder_name: Annotated[
-            Optional[str], Opt(help="Value of the encoder column in results (default ssl/random/handcrafted).")
-        ] = None,
+        max_clips_per_group: Annotated[Optional[int], Opt()] = None,
+        min_groups_per_class: Annotated[Optional[int], Opt()] = None,
+        sample_rate: Annotated[Optional[int], Opt()] = None,
+        num_mel_bins: Annotated[Optional[int], Opt()] = None,
+        normalize: Annotated[Optional[str], Opt()] = None,
+        seed: Annotated[Optional[int], Opt()] = None,
+        label_column: Annotated[Optional[str], Opt()] = None,
+        group_column: Annotated[Optional[str], Opt()] = None,
+        split_column: Annotated[Optional[str], Opt()] = None,
+        audio_dir: Annotated[Optional[Path], Opt()] = None,
+        layout: Annotated[Optional[str], Opt()] = None,
+        window: Annotated[Optional[float], Opt()] = None,
+        hop: Annotated[Optional[float], Opt()] = None,
+        head_init: Annotated[Optional[str], Opt()] = None,
+        lr: Annotated[Optional[float], Opt()] = None,
+        head_lr: Annotated[Optional[float], Opt()] = None,
+        layer_decay: Annotated[Optional[float], Opt()] = None,
+        warmup: Annotated[Optional[float], Opt()] = None,
+        weight_decay: Annotated[Optional[float], Opt()] = None,
+        specaugment: Annotated[Optional[float], Opt()] = None,
+        mixup: Annotated[Optional[float], Opt()] = None,
+        balance: Annotated[Optional[str], Opt()] = None,
+        epochs: Annotated[Optional[int], Opt()] = None,
+        batch_size: Annotated[Optional[int], Opt()] = None,
+        patience: Annotated[Optional[int], Opt()] = None,
+        dropout: Annotated[Optional[float], Opt()] = None,
+        encoder_name: Annotated[Optional[str], Opt()] = None,
         # The old spelling of --encoder-name ("label" means a class everywhere else).
         encoder_label: Annotated[Optional[str], Opt(hidden=True)] = None,
-        out: OutOpt = None,
-        run_name: Annotated[Optional[str], Opt(help="Run directory name under --out.")] = None,
+        out: Annotated[Optional[Path], Opt("--out", "-o")] = None,
+        run_name: Annotated[Optional[str], Opt()] = None,
         config: ConfigOpt = None,
-        force: ForceOpt = False,
+        force: Annotated[bool, Opt("--force", help="Recompute even if a finished result exists.")] = False,
     ) -> None:
         _run(probe, dict(locals()))
 
     command.__doc__ = DOCS[probe]
     command.__name__ = probe
-    return _own_options_only(command, probe)
+    return _own_options_only(declared_help(command, ProbeConfig), probe)
 
 
 def _own_options_only(command, probe: str):
@@ -186,7 +161,6 @@ def _own_options_only(command, probe: str):
 def _run(probe: str, flags: dict[str, Any]) -> None:
     """Resolve the ProbeConfig (defaults < --config < flags), run it, print the table and where it is."""
     from ..config import resolve
-    from .config import ProbeConfig
     from .run import run_probe
 
     config = flags.pop("config")

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import runs
-from ..data.feature_settings import FRONT_END
+from ..data.feature_settings import FRONT_END, MAX_RATE, NORMALIZE
 from ..errors import ConfigError
 from ..model.freeze import canonical_freeze
+from ..settings import check_fields, setting
 from .kinds import FINETUNE, PROBES, pairs
+from .recipe import BALANCE, HEAD_INIT
 
 # freq_stack / freq_mean_max keep the frequency axis (model/pooling.py): M2D and BYOL-A poolings
 POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean", "freq_stack", "freq_mean_max")
@@ -41,58 +43,71 @@ OPTIONAL_FIELDS = (
 
 @dataclass(frozen=True)
 class ProbeConfig:
-    data: Path
-    encoder: str = "random:tiny"
-    out: Path = Path("runs")
-    run_name: str | None = None
-    probe: str = "linear"
-    freeze: str | None = None  # None: full for finetune (the whole encoder trains), frozen otherwise
-    pooling: str = "freq_stack"  # by evidence: README "Which SSL method?"
-    layer: int | None = None
-    layout: str = "auto"
-    label_column: str | None = None
-    group_column: str | None = None
-    split_column: str | None = None
-    audio_dir: Path | None = None
-    window: float | None = None
-    hop: float | None = None
+    data: Path = setting(help="Labelled clips: folder per species, manifest CSV or HumBugDB CSV.")
+    encoder: str = setting(
+        "random:tiny",
+        "Pretrain run dir, its final/, a model.pth, an HF AST folder, random:<preset>, handcrafted or logmel.",
+    )
+    out: Path = setting(Path("runs"), "Output directory.")
+    run_name: str | None = setting(None, "Run directory name under --out.", default_text="probe-<settings hash>")
+    probe: str = setting("linear", "Probe kind.", choices=PROBES)
+    # None: full for finetune (the whole encoder trains), frozen otherwise
+    freeze: str | None = setting(
+        None, "Encoder parts that train: full, partial:K or frozen (head only).", default_text="full for finetune"
+    )
+    pooling: str = setting("freq_stack", "Token pooling.", choices=POOLINGS)  # docs/evidence-methods.md
+    layer: int | None = setting(None, "Hidden layer to probe (0 = embedding output).", ge=0, default_text="last")
+    layout: str = setting("auto", "Data layout: auto, flat, folders, csv or humbugdb.")
+    label_column: str | None = setting(None, "Manifest column holding the class.", default_text="label")
+    group_column: str | None = setting(
+        None,
+        "Column grouping clips (recording, site, device): never split across train/val/test.",
+        default_text="group",
+    )
+    split_column: str | None = setting(None, "Column with a predefined train/val/test split.")
+    audio_dir: Path | None = setting(None, "Folder holding the audio a CSV lists.", default_text="the CSV's folder")
+    window: float | None = setting(None, "Cut long recordings into clips of this many seconds.", gt=0)
+    hop: float | None = setting(None, "Hop between clips in seconds.", gt=0, default_text="--window")
     fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
-    folds: int = 0
-    seed: int = 0
+    folds: int = setting(0, "K-fold grouped cross-validation, K >= 2 (mean and std over folds); 0 = one split.", ge=0)
+    seed: int = setting(0, "Random seed (splits, head, data order).")
     c_grid: tuple[float, ...] = C_GRID
     alpha_grid: tuple[float, ...] = ALPHA_GRID
     # the front end of random:<preset> and the baselines (a checkpoint brings its own); None = default
-    sample_rate: int | None = None
-    num_mel_bins: int | None = None
-    normalize: str | None = None
+    sample_rate: int | None = setting(
+        None, "Feature sample rate in Hz (random: and baseline encoders).", ge=1000, le=MAX_RATE
+    )
+    num_mel_bins: int | None = setting(None, "Mel bands (random: and baseline encoders).", ge=16)
+    normalize: str | None = setting(None, "Log-mel mean/std (random: and baseline encoders).", choices=NORMALIZE)
     # the evaluation protocol (data/protocol.py)
     classes: tuple[str, ...] | None = None
     exclude_classes: tuple[str, ...] | None = None
-    max_clips_per_group: int | None = None
-    min_groups_per_class: int | None = None
-    # fine-tuning (probe/recipe.py); defaults by evidence, README "Fine-tuning"
-    head_init: str = "probe"
-    lr: float = 1e-4
-    head_lr: float = 1e-3
-    layer_decay: float = 0.75
-    warmup: float = 0.1
-    weight_decay: float = 0.05
-    specaugment: float = 0.0
-    mixup: float = 0.0
-    balance: str = "weights"
-    epochs: int = 20
-    batch_size: int = 32
-    patience: int = 6
-    dropout: float = 0.0
-    encoder_name: str | None = None  # the ``encoder`` column of result rows (default: row_encoder)
+    max_clips_per_group: int | None = setting(None, "At most N clips per group (a seeded choice).", ge=1)
+    min_groups_per_class: int | None = setting(None, "Leave out (and log) classes with fewer than K groups.", ge=1)
+    # fine-tuning (probe/recipe.py); defaults by evidence, docs/evidence-finetuning.md
+    head_init: str = setting(
+        "probe", "Head start: the frozen encoder's linear probe (LP-FT) or random.", choices=HEAD_INIT
+    )
+    lr: float = setting(1e-4, "Learning rate of the encoder's top block.", gt=0)
+    head_lr: float = setting(1e-3, "Learning rate of the classification head.", gt=0)
+    layer_decay: float = setting(0.75, "Lr factor per block downwards (1 = none).", gt=0, le=1)
+    warmup: float = setting(0.1, "Warm-up fraction of all steps before cosine decay.", ge=0, lt=1)
+    weight_decay: float = setting(0.05, "AdamW weight decay of weight matrices.", ge=0)
+    specaugment: float = setting(0.0, "SpecAugment strength on inputs (0 = off; 1 = AST's bands).", ge=0)
+    mixup: float = setting(0.0, "Mixup Beta(a, a) parameter a (0 = off).", ge=0)
+    balance: str = setting("weights", "Class balance: loss weights, a balanced sampler or none.", choices=BALANCE)
+    epochs: int = setting(20, "Most epochs; early stopping usually ends sooner.", ge=1)
+    batch_size: int = setting(32, "Batch size for embeddings / fine-tuning.", ge=1)
+    patience: int = setting(6, "Early-stopping patience in epochs.", ge=1)
+    dropout: float = setting(0.0, "Dropout before the head.", ge=0, lt=1)
+    encoder_name: str | None = setting(
+        None, "Value of the encoder column in results.", default_text="ssl, random or the baseline"
+    )
     cache_dir: Path | None = None
-    force: bool = False
+    force: bool = setting(False, "Recompute even if a finished result exists.")
 
     def __post_init__(self) -> None:
-        if self.probe not in PROBES:
-            raise ConfigError(f"--probe {self.probe!r} is not valid: use one of {', '.join(PROBES)}")
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"--pooling {self.pooling!r} is not valid: use one of {', '.join(POOLINGS)}")
+        check_fields(self)
         # Stored canonically (``none`` -> ``full``), so the run name, config.json and the rows agree.
         default = "full" if self.probe == FINETUNE else "frozen"
         freeze = canonical_freeze(self.freeze or default)
@@ -124,9 +139,6 @@ class ProbeConfig:
         for name in ("classes", "exclude_classes"):  # stored as Protocol reads them: config.json agrees
             object.__setattr__(self, name, class_names(getattr(self, name)))
         _ = self.protocol  # validates the protocol options
-        from .recipe import check_recipe
-
-        check_recipe(self)
 
     @property
     def front_end_flags(self) -> list[str]:

@@ -4,8 +4,9 @@
     mosquito-ssl embed recordings/ --encoder random:tiny --layer 1 --pooling mean --out emb.npz
 
 Registered on the root app by ``cli.py``: ``app.command("embed", epilog=embed_cli.EPILOG)(embed_cli.embed)``.
-Thin: checks ``--out``'s extension before any work, calls ``export.embed`` (which reads through
-the probe stage's embedding cache) and ``export.write_embeddings``, and prints one line.
+Thin: checks ``--out`` (extension, a writable file path) before any work, calls ``export.embed``
+(which reads through the probe stage's embedding cache) and ``export.write_embeddings`` (the file,
+and ``<out>.skipped.csv``: what was left out), and prints one line.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..cli_options import declared_help
 from ..options import (
     AudioDirOpt,
     GroupColumnOpt,
@@ -26,6 +28,7 @@ from ..options import (
     SampleRateOpt,
     WindowOpt,
 )
+from .config import ProbeConfig
 
 Opt = typer.Option
 EPILOG = (
@@ -43,11 +46,9 @@ def embed(
         ),
     ],
     out: Annotated[Path, Opt("--out", "-o", help="Output file; its extension picks the format: .parquet or .npz.")],
-    layer: Annotated[Optional[int], Opt(help="Hidden layer (0 = embedding output; default last).")] = None,
-    pooling: Annotated[
-        Optional[str], Opt(help="freq_stack (default), freq_mean_max, mean, cls, dist, cls_dist or cls+mean.")
-    ] = None,
-    batch_size: Annotated[Optional[int], Opt(help="Clips per encoder forward pass (32).")] = None,
+    layer: Annotated[Optional[int], Opt()] = None,  # help from ProbeConfig's declarations
+    pooling: Annotated[Optional[str], Opt()] = None,
+    batch_size: Annotated[Optional[int], Opt()] = None,
     label_column: LabelColumnOpt = None,
     group_column: GroupColumnOpt = None,
     audio_dir: AudioDirOpt = None,
@@ -61,13 +62,13 @@ def embed(
     """Export one embedding vector per clip (Parquet or npz, by --out's extension)."""
     from . import export
 
-    export.output_format(out)  # a bad extension fails before the encoder loads
+    export.check_out(out)  # a bad extension or an unwritable --out fails before the encoder loads
     frame = export.embed(
         data,
         encoder,
         layer,
-        pooling or export.DEFAULT_POOLING,
-        batch_size=batch_size or export.DEFAULT_BATCH_SIZE,
+        export.DEFAULT_POOLING if pooling is None else pooling,
+        batch_size=export.DEFAULT_BATCH_SIZE if batch_size is None else batch_size,
         layout=layout or "auto",
         label_column=label_column,
         group_column=group_column,
@@ -80,3 +81,6 @@ def embed(
     )
     path = export.write_embeddings(frame, out)
     typer.echo(export.describe(frame, path))
+
+
+declared_help(embed, ProbeConfig)

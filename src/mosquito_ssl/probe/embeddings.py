@@ -4,14 +4,18 @@
 
 Layout of one cache entry (``<MOSQUITO_SSL_CACHE or ~/.cache/mosquito-ssl>/embeddings/<key>/``)::
 
-    cls.npy  dist.npy  cls_dist.npy  mean.npy  cls+mean.npy   float32 (N, L+1, D or 2D)
-    info.json   key parts, shape, clip list
-    DONE        written last; an entry without it is recomputed
+    <pooling>.npy   float32 (N, L+1, width) for every pooling of ``POOLINGS``
+    info.json       key parts, shape, clip list
+    DONE            written last, once every array is verified; an entry without it is recomputed
 
 Layer 0 is the embedding output (patches + CLS/distillation tokens + positions), layer i the
 output of block i, and layer L the encoder output after its final LayerNorm (what ASTModel's
-pooler reads). The key is the encoder fingerprint + feature settings + the clip list, so a
-second probe on the same encoder and data runs no forward pass (``EMBED_FORWARDS`` counts them).
+pooler reads). Every layer and pooling is in one entry, so the key holds what changes the
+numbers: the encoder fingerprint (weights) and its architecture (strides, depth), the feature
+settings and feature cache, the clip list, the poolings. A second probe on the same encoder and
+data runs no forward pass (``EMBED_FORWARDS`` counts them). Entries are built and read back
+through ``data/cache_entry.py``: verified before DONE (one row per clip, finite, no row all zero),
+checked on every hit, and rebuilt with a warning when that check fails.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import runs
-from ..errors import DataError
+from ..data.cache_entry import arrays_problem, build_entry, entry_ok, tmp_file
+from ..errors import ConfigError
 from .config import POOLINGS
 
 log = logging.getLogger(__name__)
@@ -41,15 +46,25 @@ def clip_list_hash(items) -> str:
     return digest.hexdigest()[:16]
 
 
-def embedding_key(fingerprint: str, cache) -> dict:
-    """Encoder weights + feature settings + feature cache (its key covers file sizes/mtimes)."""
+# ASTConfig fields that change a forward pass beyond the weights (the fingerprint covers those)
+ARCHITECTURE = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act", "layer_norm_eps",
+    "patch_size", "frequency_stride", "time_stride", "max_length", "num_mel_bins", "qkv_bias",
+)  # fmt: skip
+
+
+def embedding_key(fingerprint: str, cache, config=None) -> dict:
+    """Encoder weights and architecture + feature settings + feature cache (its key covers file
+    sizes/mtimes) + the clips + the poolings: everything the cached numbers depend on."""
     return {
         "encoder": fingerprint,
+        "architecture": {k: getattr(config, k, None) for k in ARCHITECTURE} if config is not None else None,
         "features": runs._jsonable(cache.settings),
         "feature_cache": Path(cache.path).name,
         "clips": clip_list_hash(cache.items),
         "n": len(cache.items),
-        "format": 2,  # 2: freq_stack and freq_mean_max poolings
+        "poolings": list(POOLINGS),
+        "format": 3,  # 3: verified entries, architecture in the key
     }
 
 
@@ -105,16 +120,13 @@ class Embeddings:
         return np.load(self.folder / f"{pooling}.npy", mmap_mode="r")
 
 
-def _check_entry(folder: Path, hidden: int, layers: int) -> None:
-    """A cached entry whose width differs from the encoder's is stale or foreign: say so."""
-    info = runs.read_json(folder / "info.json")
-    cached_hidden, cached_layers = info["shape"][2], info["shape"][1]
-    if cached_hidden != hidden or cached_layers != layers:
-        raise DataError(
-            f"cached embeddings in {folder} have hidden size {cached_hidden} and {cached_layers} layers "
-            f"but the encoder has hidden size {hidden} and {layers} layers: delete {folder} "
-            "(or pass --force) and rerun"
-        )
+def entry_problem(folder: Path, n: int, layers: int, hidden: int, grid: tuple[int, int], sample: bool) -> str | None:
+    """What is wrong with the entry ``folder`` for ``n`` clips through this encoder, or None."""
+    shape = runs.read_json(folder / "info.json")["shape"]
+    if list(shape) != [n, layers, hidden]:
+        return f"info.json says shape {shape}, the encoder and clips give {[n, layers, hidden]}"
+    shapes = {p: (n, layers, pooling_width(p, hidden, grid)) for p in POOLINGS}
+    return arrays_problem(folder, shapes, sample)
 
 
 def compute_embeddings(
@@ -127,18 +139,24 @@ def compute_embeddings(
     progress: bool = True,
 ) -> Embeddings:
     """Embeddings of every clip of ``cache`` (a FeatureCache) under the frozen ``model``."""
-    key = embedding_key(fingerprint, cache)
+    from ..model.presets import patch_grid
+
+    if batch_size < 1:  # range(0, n, batch_size) would run no batch and leave every row zero
+        raise ConfigError(f"--batch-size {batch_size} is not valid: use >= 1")
+    key = embedding_key(fingerprint, cache, model.config)
     folder = runs.cache_folder("embeddings", cache_dir) / runs.settings_hash(key, 20)
-    hidden, layers = model.config.hidden_size, model.config.num_hidden_layers + 1
-    if runs.should_skip(folder, force):
-        _check_entry(folder, hidden, layers)
+    n, hidden, layers = len(cache.items), model.config.hidden_size, model.config.num_hidden_layers + 1
+    grid = patch_grid(model.config)
+
+    def check(sample: bool = True) -> str | None:
+        return entry_problem(folder, n, layers, hidden, grid, sample)
+
+    if runs.should_skip(folder, force) and entry_ok(folder, check, "embeddings cache"):
         log.info("embeddings cache hit: %s", folder)
         return Embeddings(folder)
-    with runs.building(folder):  # unfinished or forced: start clean, DONE last
+    with build_entry(folder, lambda: check(sample=False), "the embeddings"):  # start clean, DONE once verified
         _write_arrays(model, cache.features, folder, hidden, layers, batch_size, progress)
-        runs.write_json_atomic(
-            folder / "info.json", {**key, "shape": [len(cache.items), layers, hidden], "poolings": list(POOLINGS)}
-        )
+        runs.write_json_atomic(folder / "info.json", {**key, "shape": [n, layers, hidden]})
     return Embeddings(folder)
 
 
@@ -154,7 +172,7 @@ def _write_arrays(
 
     grid = patch_grid(model.config)
     widths = {p: pooling_width(p, hidden, grid) for p in POOLINGS}
-    tmp = {p: folder / f".{p}.npy.tmp" for p in POOLINGS}
+    tmp = {p: tmp_file(folder, f"{p}.npy") for p in POOLINGS}  # build_entry removes them if this fails
     arrays = {
         p: np.lib.format.open_memmap(tmp[p], mode="w+", dtype=np.float32, shape=(n, layers, widths[p]))
         for p in POOLINGS

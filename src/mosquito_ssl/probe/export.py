@@ -17,10 +17,17 @@ audio exports with ``label`` None. The file format follows the extension of ``--
 ``layer`` is the hidden layer (0 = embedding output, L = the encoder output); a baseline such
 as ``handcrafted`` has no layers: ``layer`` None in the frame, ``-1`` in the files, and
 ``pooling`` ``none``. ``encoder`` is the ``--encoder`` value, a path made absolute.
+
+What the data layer left out (and the files it read from outside the data folder) travels in
+``frame.attrs["skipped_files"]`` and is written next to the output as ``<out>.skipped.csv``
+(``path,reason,used``, the probe run folder's ``skipped_files.csv``; a header alone when nothing
+was left out). ``check_out`` refuses an ``--out`` that cannot be written before any work.
 """
 
 from __future__ import annotations
 
+import logging
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +39,18 @@ from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from .config import BASELINES, ProbeConfig
 
+log = logging.getLogger(__name__)
+
 FORMATS = (".parquet", ".npz")
+SKIPPED_SUFFIX = ".skipped.csv"  # <out>.skipped.csv: what the export left out
 COLUMNS = ("path", "offset", "group", "label", "vector")
 # read_dataset's options (what probe.inputs.labelled_dataset passes it), the ``**data_options`` of embed
 DATA_OPTIONS = ("layout", "label_column", "group_column", "split_column", "audio_dir", "window", "hop")
 # and the front end of random:<preset> and the baselines, as the probes take it
 OPTIONS = (*DATA_OPTIONS, *FRONT_END)
-DEFAULT_POOLING = "freq_stack"  # ProbeConfig's default: by evidence, README "Which SSL method?"
-DEFAULT_BATCH_SIZE = 32
+# ProbeConfig's defaults (declared there once)
+DEFAULT_POOLING: str = ProbeConfig.__dataclass_fields__["pooling"].default  # type: ignore[assignment]
+DEFAULT_BATCH_SIZE: int = ProbeConfig.__dataclass_fields__["batch_size"].default  # type: ignore[assignment]
 NO_LAYER = -1  # the ``layer`` written for a baseline encoder, which has no layers
 
 
@@ -52,6 +63,28 @@ def output_format(path: str | Path) -> str:
             f"{' or '.join(FORMATS)} (Parquet or numpy npz)"
         )
     return suffix
+
+
+def check_out(path: str | Path) -> str:
+    """``output_format(path)``, and a ConfigError naming --out when it cannot be written: a folder,
+    a path under a file, a folder without write permission (checked by writing a temporary file)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError(f"--out {path} is a folder: give a file name inside it, e.g. {path / 'embeddings.parquet'}")
+    kind = output_format(path)
+    parent = path.parent
+    while not parent.exists():  # write_embeddings creates the missing folders
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f"--out {path}: {parent} is a file, not a folder: choose a path in a folder")
+    try:
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"--out {path}: cannot write in {parent} ({exc.strerror or exc}): choose a folder you can write to"
+        ) from None
+    return kind
 
 
 def embed(
@@ -97,6 +130,9 @@ def embed(
     frame.attrs.update(
         encoder=_encoder_name(cfg.encoder), layer=None if model is None else index, pooling=cfg.row_pooling
     )
+    summary = cache.summary()
+    frame.attrs["skipped_files"] = summary["skipped_files"]
+    frame.attrs["outside_data_folder"] = summary["outside_data_folder"]
     return frame
 
 
@@ -178,10 +214,24 @@ def _text_or_none(value: Any) -> str | None:
     return None if value is None or value != value else str(value)  # value != value: NaN
 
 
+def skipped_path(path: str | Path) -> Path:
+    """``<out>.skipped.csv``: the list of what an export left out, next to the export."""
+    return Path(path).with_name(Path(path).name + SKIPPED_SUFFIX)
+
+
 def write_embeddings(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write ``frame`` (from ``embed``) to ``path``, Parquet or npz by its extension, atomically."""
+    """Write ``frame`` (from ``embed``) to ``path``, Parquet or npz by its extension, atomically,
+    and its ``skipped_files`` to ``<path>.skipped.csv`` (first: the export is the last file written)."""
+    from ..data.items import records_csv
+
     path = Path(path)
-    kind = output_format(path)
+    kind = check_out(path)
+    skipped, outside = frame.attrs.get("skipped_files", []), frame.attrs.get("outside_data_folder", [])
+    runs.write_text_atomic(skipped_path(path), records_csv(skipped, outside))
+    if skipped or outside:
+        log.info(
+            "%d left out, %d outside the data folder: listed in %s", len(skipped), len(outside), skipped_path(path)
+        )
     with runs.atomic_file(path) as fh:  # streamed: an export of many clips is large
         if kind == ".parquet":
             import pyarrow.parquet as pq

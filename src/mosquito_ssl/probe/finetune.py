@@ -5,11 +5,12 @@
 Owns ``ASTClassifier`` (encoder -> pooling -> dropout -> Linear; cross-entropy on the targets
 ``probe/recipe.py`` augments, class-weighted under ``--balance weights`` so imbalanced sets such
 as HumBugDB do not collapse onto the majority class) and the Trainer set-up: the recipe's
-parameter groups, warm-up then cosine decay, evaluation each epoch, best model by validation
-balanced accuracy, early stopping, ``report_to="none"``. Freezing (``frozen`` = head only,
-``partial:K``, ``full``) goes through ``model.freeze.apply_freeze``; frozen parameters get no
-gradient. Under ``--folds`` every fold starts from the same encoder weights. Checkpoints are
-deleted after training (the run keeps predictions and metrics, not weights).
+parameter groups, warm-up then cosine decay, best model by validation balanced accuracy; the
+rest of the arguments, early stopping and the quiet console are ``mosquito_ssl.training``'s,
+shared with pretraining. Freezing (``frozen`` = head only, ``partial:K``, ``full``) goes
+through ``model.freeze.apply_freeze``; frozen parameters get no gradient. Under ``--folds``
+every fold starts from the same encoder weights. Checkpoints are deleted after training (the
+run keeps predictions and metrics, not weights).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import EarlyStoppingCallback, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainingArguments
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .. import training
 from ..model.presets import patch_grid
 from .embeddings import pool_tokens, pooling_width
 from .linear import Fit, val_score
@@ -121,32 +123,31 @@ def _compute_metrics(pred) -> dict:
 
 
 def _arguments(cfg, out: Path) -> TrainingArguments:
-    return TrainingArguments(
-        output_dir=str(out),
-        learning_rate=cfg.lr,
-        per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=cfg.batch_size,
-        num_train_epochs=cfg.epochs,
+    """The shared policy (``mosquito_ssl.training``) plus the recipe's schedule and selection by balanced accuracy."""
+    return training.training_arguments(
+        out,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+        precision=_precision(),
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup,  # a fraction of all steps (below 1)
         weight_decay=cfg.weight_decay,
-        eval_strategy="epoch",
-        save_strategy="epoch",
         logging_strategy="epoch",
         save_total_limit=1,
         load_best_model_at_end=True,
         metric_for_best_model="eval_balanced_accuracy",
         greater_is_better=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to="none",
-        remove_unused_columns=False,
         label_names=["labels"],
-        disable_tqdm=True,
-        bf16=torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
     )
+
+
+def _precision() -> str:
+    # bf16 where the GPU has it, else fp32, as fine-tuning always ran: pretraining's "auto"
+    # falls back to fp16, which would change fine-tuning's numbers on GPUs without bf16.
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def _optimizer(model: ASTClassifier, cfg):
@@ -163,13 +164,6 @@ class _FineTuner(Trainer):
 
     def _get_train_sampler(self, *args, **kwargs):
         return self.balanced if self.balanced is not None else super()._get_train_sampler(*args, **kwargs)
-
-
-class _DebugLog(TrainerCallback):
-    """The Trainer's log dictionaries go to the debug log (shown with ``mosquito-ssl -v``), not stdout."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        logging.getLogger(__name__).debug("fine-tune %s", logs)
 
 
 def finetune(
@@ -192,17 +186,17 @@ def finetune(
         probe_score = probe_head(model.head, X, y, parts, len(classes), cfg.c_grid, cfg.seed)
         log.info("head set to the linear probe (val balanced accuracy %.4f)", probe_score)
     out = Path(run_dir) / "trainer"
-    trainer = _FineTuner(
-        model=model,
+    trainer = training.make_trainer(
+        _FineTuner,
         args=_arguments(cfg, out),
+        model=model,
         train_dataset=FeatureDataset(cache, parts["train"], y),
         eval_dataset=FeatureDataset(cache, parts["val"], y),
         compute_metrics=_compute_metrics,
         optimizers=(_optimizer(model, cfg), None),
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=cfg.patience), _DebugLog()],
+        patience=cfg.patience,
         sampler=balanced_sampler(train_y, cfg.seed) if cfg.balance == "sampler" else None,
     )
-    trainer.remove_callback(PrinterCallback)  # it prints every log dictionary to stdout
     start = _epoch_zero(trainer, model) if X is not None else None
     trainer.train()
     best = float(trainer.state.best_metric or np.nan)

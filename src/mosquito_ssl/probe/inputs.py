@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Parts = dict[str, np.ndarray]  # split name (train / val / test) -> clip indices
+LISTS = ("skipped_files", "outside_data_folder")  # FeatureCache.summary()'s file lists
 
 
 @dataclass(frozen=True)
@@ -144,17 +145,11 @@ def features_for(cfg: ProbeConfig, dataset: Dataset, settings: FeatureSettings) 
     """The feature cache of ``dataset`` (the one pretraining fills too, given the same cache_dir).
 
     ``--normalize dataset`` on ``random:<preset>`` or a baseline takes the statistics of every
-    clip (label-free); a checkpoint's statistics come with its settings.
+    clip (label-free); a checkpoint's statistics come with its settings (``load_features``).
     """
-    from ..data.feature_cache import build_features
+    from ..data.features import load_features
 
-    if cfg.normalize == "dataset":
-        from ..data.normalize import dataset_normalized
-
-        return dataset_normalized(
-            dataset, build_features(dataset, settings.raw(), cfg.cache_dir), cache_dir=cfg.cache_dir
-        )
-    return build_features(dataset, settings, cache_dir=cfg.cache_dir)
+    return load_features(dataset, settings, cache_dir=cfg.cache_dir)
 
 
 def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
@@ -180,5 +175,10 @@ def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
         classes,
         {k: len(v) for k, v in (parts or {}).items()} or f"{cfg.folds} folds",
     )
-    summary = {k: v for k, v in cache.summary().items() if k != "skipped_files"}
+    # counts only: the lists are the run folder's skipped_files.csv (run.py), not metrics.json
+    full = cache.summary()
+    summary = {
+        **{k: v for k, v in full.items() if k not in LISTS},
+        "outside_data_folder": len(full["outside_data_folder"]),
+    }
     return ProbeInputs(model, cache, classes, y, parts, folds, counts, summary, protocol)

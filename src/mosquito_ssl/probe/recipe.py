@@ -21,39 +21,10 @@ What the AST and AudioMAE fine-tuning code does, at the scale of a few thousand 
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 import numpy as np
-
-from ..errors import ConfigError
 
 BALANCE = ("weights", "sampler", "none")
 HEAD_INIT = ("probe", "random")
-
-
-def check_recipe(cfg: Any) -> None:
-    """Raise a ConfigError naming the flag for a setting no recipe can use."""
-    checks = {  # flag: (valid, the range to name in the error)
-        "--lr": (cfg.lr > 0, "> 0"),
-        "--head-lr": (cfg.head_lr > 0, "> 0"),
-        "--layer-decay": (0 < cfg.layer_decay <= 1, "in (0, 1]; 1 = no decay"),
-        "--warmup": (0 <= cfg.warmup < 1, "a fraction of the steps in [0, 1)"),
-        "--weight-decay": (cfg.weight_decay >= 0, ">= 0"),
-        "--specaugment": (cfg.specaugment >= 0 and math.isfinite(cfg.specaugment), ">= 0; 0 = off"),
-        "--mixup": (cfg.mixup >= 0, ">= 0; 0 = off"),
-        "--epochs": (cfg.epochs >= 1, ">= 1"),
-        "--patience": (cfg.patience >= 1, ">= 1"),
-        "--dropout": (0 <= cfg.dropout < 1, "in [0, 1)"),
-    }
-    for flag, (ok, valid) in checks.items():
-        if not ok:
-            value = getattr(cfg, flag[2:].replace("-", "_"))
-            raise ConfigError(f"{flag} {value} is not valid: use a value {valid}")
-    if cfg.head_init not in HEAD_INIT:
-        raise ConfigError(f"--head-init {cfg.head_init!r} is not valid: use probe (LP-FT) or random")
-    if cfg.balance not in BALANCE:
-        raise ConfigError(f"--balance {cfg.balance!r} is not valid: use one of {', '.join(BALANCE)}")
 
 
 def layer_scales(encoder, decay: float) -> dict[str, float]:

@@ -4,8 +4,10 @@
 
 Owns the order of work (``inputs.load_inputs`` checks everything before any encoder forward
 pass), the k-fold loop and the run directory: config.json, metadata.json, metrics.json (headline
-metrics, chosen settings, classes, class counts per split, clips used), results.csv (long rows),
-predictions.csv, confusion_<split>.csv, DONE last. A finished run is read back, not redone.
+metrics, chosen settings, classes, class counts per split, clips used and skip counts),
+skipped_files.csv (path,reason,used: what the data layer left out, or read from outside the data
+folder), results.csv (long rows), predictions.csv, confusion_<split>.csv, DONE last. A finished
+run is read back, not redone.
 """
 
 from __future__ import annotations
@@ -31,6 +33,18 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, int | None, linear.Fit]
 
 
+SKIPPED_FILES = "skipped_files.csv"
+
+
+def write_records(path: Path, cache) -> Path:
+    """``path``: every file or clip ``cache`` left out and every file read from outside the data
+    folder (``data.items.records_csv``), so a run folder holds its own list, not only the cache."""
+    from ..data.items import records_csv
+
+    summary = cache.summary()
+    return runs.write_text_atomic(path, records_csv(summary["skipped_files"], summary["outside_data_folder"]))
+
+
 @dataclass
 class ProbeResult:
     run_dir: Path
@@ -38,6 +52,7 @@ class ProbeResult:
     metrics: dict
 
 
+@runs.lock_scope()  # the run dir's lock (should_skip takes it) is let go also when this raises
 def run_probe(cfg: ProbeConfig) -> ProbeResult:
     """Run one probe (or read it back when its run directory is done and not ``force``)."""
     run_dir = cfg.run_dir()
@@ -47,6 +62,7 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
     started = time.time()
     inputs = load_inputs(cfg)  # every input check happens in here, before any forward pass
     runs.prepare_run_dir(run_dir, cfg, force=True, clean=True)  # no file of an earlier attempt stays
+    write_records(run_dir / SKIPPED_FILES, inputs.cache)
     embeddings_dir: Path | None = None
     if cfg.probe == "finetune":
         from .finetune import finetune_folds

@@ -2,8 +2,14 @@
 
     mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report
 
-Modules: load (store + run artifacts, read-only), tables, stats, plots, html (file writing),
-build (``build_report(ReportConfig)``), cli. Nothing here imports torch or transformers.
+Modules: load (store + run artifacts, read-only; ``Store.axes``: the swept settings of a
+schema-3 store), labels (row keys and setting labels), tables, reference (``--reference``:
+matching, and an error/warning when it matches nothing), paired (the paired tests and their
+minimum numbers of pairs), stats (comparisons, correction), plots (shared plot pieces,
+per-method, layer-wise, confusion), axis_plot (metric vs a numeric setting), loss_plot
+(pretraining loss), files (``file_stem``, the one sanitiser of data-derived file names, and
+writes checked to stay inside ``--out``), html (tables and pages), build
+(``build_report(ReportConfig)``), cli. Nothing here imports torch or transformers.
 """
 
 from __future__ import annotations

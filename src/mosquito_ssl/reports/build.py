@@ -1,15 +1,19 @@
 """``build_report(cfg)``: the one library entry point of the reports stage.
 
     mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report
+    mosquito-ssl reports build results.sqlite --rows method,mask_ratio --reference method=mae,mask_ratio=0.8
 
 Reads the store (read-only), aggregates over seeds, tests against the reference, draws the
-plots and writes report.html, report.md, tables/ and plots/ into ``cfg.out``. Recomputes no
-model output and never imports torch.
+plots and writes report.html, report.md, tables/ and plots/ into ``cfg.out`` (every file through
+``files.py``: names from the store sanitised, nothing written outside ``cfg.out``). Recomputes no
+model output and never imports torch. Warnings for the console (an unmatched reference) go to
+the ``warn`` callable (the CLI prints ``warning: ...``; default: the log).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -18,30 +22,35 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError, StoreError
-from ..runs import write_text_atomic
-from . import html, plots, stats, tables
-from .load import SSL_COLUMNS, Store, load_store, read_confusion, read_log_history, read_predictions
+from . import files, html, labels, plots, stats, tables
+from .axis_plot import axis_plot
+from .load import Store, load_store, read_confusion, read_log_history, read_loss_name, read_predictions
+from .loss_plot import PretrainHistory, loss_plot
+from .reference import DEFAULT_REFERENCE, check_reference
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ReportConfig:
-    """What to report and how; ``out`` defaults to ``<store folder>/report``."""
+    """What to report and how; ``out`` defaults to ``<store folder>/report``; ``rows`` () = the
+    settings that vary (``labels.row_keys``); ``significance`` = the paired test that decides †;
+    ``reference`` None = ``encoder=random`` (no pretraining), only warned about when absent,
+    while a reference that is given and matches nothing is an error."""
 
     store: Path
     out: Path | None = None
     metrics: tuple[str, ...] = ("balanced_accuracy", "macro_f1")
     split: str = "test"
-    rows: tuple[str, ...] = ("mask_strength",)
+    rows: tuple[str, ...] = ()
     columns: tuple[str, ...] = ("freeze",)
     probes: tuple[str, ...] = ()
-    reference: str = "encoder=random"
+    reference: str | None = None
     decimals: int = 3
     percent: bool = False
     ci: bool = False
     correction: str = "holm"
-    test: str = "ttest"
+    significance: str = "ttest"
     alpha: float = 0.05
 
     def __post_init__(self):
@@ -55,14 +64,18 @@ class ReportConfig:
             raise ConfigError(f"--rows and --columns share {sorted(set(self.rows) & set(self.columns))}")
 
     @property
+    def reference_text(self) -> str:
+        return self.reference if self.reference is not None else DEFAULT_REFERENCE
+
+    @property
     def out_dir(self) -> Path:
         return Path(self.out) if self.out is not None else Path(self.store).parent / "report"
 
     def stats_settings(self) -> stats.StatsSettings:
         return stats.StatsSettings(
-            reference=stats.parse_reference(self.reference),
+            reference=stats.parse_reference(self.reference_text),
             correction=self.correction,
-            test=self.test,
+            significance=self.significance,
             alpha=self.alpha,
         )
 
@@ -83,25 +96,40 @@ class ReportRows:
 def prepare(cfg: ReportConfig) -> ReportRows:
     """Load, validate the options against the store, label settings; no files written."""
     store = load_store(Path(cfg.store))
-    tables.check_keys(store.results, cfg.rows, "--rows")
-    tables.check_keys(store.results, cfg.columns, "--columns")
+    valid = store.setting_columns
+    labels.check_keys(valid, cfg.rows, "--rows")
+    labels.check_keys(valid, cfg.columns, "--columns")
+    labels.check_keys(valid, [k for k, _ in cfg.stats_settings().reference], "--reference")
     headline = tables.select(store.results, cfg.split, cfg.metrics, cfg.probes)
     if headline.empty:
         raise StoreError(f"{cfg.store} has no headline rows (layer NULL) for split {cfg.split!r}")
     layers = tables.select(store.results, cfg.split, cfg.metrics, cfg.probes, layerwise=True)
-    keys = tables.row_keys(headline, cfg.rows, cfg.columns)
-    headline = tables.label_settings(headline, keys)
-    layers = tables.label_settings(layers, tables.row_keys(layers, cfg.rows, ())) if len(layers) else layers
+    keys = labels.row_keys(headline, cfg.rows, cfg.columns, list(store.axes))
+    headline = labels.label_settings(headline, keys)
+    if len(layers):
+        layers = labels.label_settings(layers, labels.row_keys(layers, cfg.rows, (), list(store.axes)))
     return ReportRows(store, headline, layers, keys)
 
 
-def analyse(prep: ReportRows, cfg: ReportConfig) -> ReportRows:
-    """Statistics against the reference, then per-cell aggregates marked best / significant."""
+def match_keys(prep: ReportRows, cfg: ReportConfig) -> list[str]:
+    """Keys a setting and its reference share besides seed: the table columns and the probe-side
+    row keys (pooling, a swept ``[probe]`` setting), less those the reference itself names;
+    pretraining settings are what is compared, and baselines have none."""
+    named = {k for k, _ in cfg.stats_settings().reference}
+    own = {"encoder", *prep.store.pretrain_settings, *named}
+    match = [*cfg.columns, *(k for k in prep.keys if k not in own)]
+    return [k for k in dict.fromkeys(match) if k not in ("metric", "probe")]
+
+
+def analyse(prep: ReportRows, cfg: ReportConfig, warn: Callable[[str], None] = log.warning) -> ReportRows:
+    """Statistics against the reference, then per-cell aggregates marked best / significant;
+    ConfigError when a given ``--reference`` matches nothing, ``warn`` when it misses tables."""
     run_dirs = prep.store.cells.set_index("cell_id")["run_dir"]
     predictions = lru_cache(maxsize=None)(lambda cell: read_predictions(run_dirs.get(cell)))
-    # The reference shares the table columns and any row key a baseline has too (freeze, pooling).
-    match = [*cfg.columns, *(k for k in prep.keys if k not in SSL_COLUMNS)]
-    match = prep.match = [k for k in dict.fromkeys(match) if k not in ("metric", "probe")]
+    match = prep.match = match_keys(prep, cfg)
+    problem = check_reference(prep.headline, cfg.reference, match, cfg.split)
+    if problem:
+        warn(problem)
     result = stats.compare(prep.headline, match, cfg.stats_settings(), predictions, cfg.split)
     prep.stats = _sorted(result, prep.headline, cfg)
     keys = list(dict.fromkeys(["metric", "probe", "encoder", "setting", "order", *prep.keys, *cfg.columns]))
@@ -169,47 +197,52 @@ def confusion_matrices(prep: ReportRows, cfg: ReportConfig) -> dict[str, pd.Data
     return out
 
 
-def loss_histories(prep: ReportRows) -> dict[str, tuple[str, list]]:
-    """pretrain_dir -> (mask setting label, log_history) for the done ssl cells."""
+def loss_histories(prep: ReportRows) -> dict[str, PretrainHistory]:
+    """pretrain_dir -> its setting label, log_history and loss name, for the done ssl cells."""
     done = prep.store.done
     ssl = done[(done["encoder"] == "ssl") & done["pretrain_dir"].notna()].drop_duplicates("pretrain_dir")
-    varying = [c for c in SSL_COLUMNS if ssl[c].nunique() > 1] or ["method"]
-    ssl = ssl.sort_values([*varying, "seed"])  # legend in mask order, not store order
+    varying = [c for c in prep.store.pretrain_settings if ssl[c].nunique() > 1] or ["method"]
+    ssl = ssl.sort_values([*varying, "seed"])  # legend in setting order, not store order
     out = {}
     for _, cell in ssl.iterrows():
         history = read_log_history(cell["pretrain_dir"])
         if history is None:
             log.info("no log_history.json in %s: left out of the loss plot", cell["pretrain_dir"])
             continue
-        out[cell["pretrain_dir"]] = (", ".join(f"{c}={tables._value_text(cell[c])}" for c in varying), history)
+        label = labels.named_values(cell, varying)
+        out[cell["pretrain_dir"]] = PretrainHistory(label, history, read_loss_name(cell["pretrain_dir"]))
     return out
 
 
 def make_plots(prep: ReportRows, cfg: ReportConfig, out: Path) -> list[plots.Plot]:
+    """Metric vs mask_strength and vs each numeric swept setting, per method, layer-wise,
+    confusion matrices and the pretraining loss; skipped plots say why."""
     made = []
-    for metric in cfg.metrics:
-        made.append(plots.mask_strength_plot(prep.headline, metric, out, cfg.percent))
+    keys = [*prep.keys, *cfg.columns]
+    for axis in dict.fromkeys(["mask_strength", *prep.store.numeric_axes]):
+        made += [axis_plot(prep.headline, axis, metric, out, cfg.percent, keys) for metric in cfg.metrics]
     for metric in cfg.metrics:
         made.append(plots.method_plot(prep.headline, metric, out, cfg.percent))
     for metric in cfg.metrics:
         made.append(plots.layerwise_plot(prep.layers, metric, out, cfg.percent))
     made.append(plots.confusion_plot(confusion_matrices(prep, cfg), out))
-    made.append(plots.loss_plot(loss_histories(prep), out))
+    made.append(loss_plot(loss_histories(prep), out))
     for plot in made:
         if plot.skipped:
             log.info("plot %s skipped: %s", plot.name, plot.skipped)
     return made
 
 
-def build_report(cfg: ReportConfig) -> Path:
+def build_report(cfg: ReportConfig, warn: Callable[[str], None] = log.warning) -> Path:
     """Write report.html, report.md, tables/ and plots/ into ``cfg.out_dir``; returns report.html."""
-    prep = analyse(prepare(cfg), cfg)
+    prep = analyse(prepare(cfg), cfg, warn)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    written = html.write_tables(prep, cfg, out / "tables")
-    made = make_plots(prep, cfg, out / "plots")
+    written = html.write_tables(prep, cfg, files.subfolder(out, "tables"))
+    made = make_plots(prep, cfg, files.subfolder(out, "plots"))
+    files.check_distinct([*(f for t in written for f in t.files), *(f for p in made for f in p.files)])
     page = html.assemble(prep, cfg, written, made, datetime.now().strftime("%Y-%m-%d %H:%M"))
-    write_text_atomic(out / "report.md", html.render_md(page))
-    path = write_text_atomic(out / "report.html", html.render_html(page))
+    files.write_text(out, "report.md", html.render_md(page))
+    path = files.write_text(out, "report.html", html.render_html(page))
     log.info("report written to %s", path)
     return path

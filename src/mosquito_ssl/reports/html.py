@@ -15,8 +15,8 @@ import jinja2
 import pandas as pd
 from markupsafe import escape
 
-from ..runs import write_text_atomic
-from . import load, stats, tables
+from . import labels, load, stats, tables
+from .files import file_stem, write_text
 from .plots import Plot
 
 
@@ -65,15 +65,15 @@ def _metric_table(prep, cfg, metric: str, note: str, out: Path) -> TableOut:
     caption += f", {probes[0]} probe" if len(probes) == 1 else ""
     render = lambda style: tables.wide(agg, prep.keys, cfg.columns, fmt, style)  # noqa: E731
     md = tables.to_markdown(render("md"))
-    name = metric.replace(":", "_")
+    name = file_stem(metric)  # the metric comes from the store: never a path
     files = [
-        write_text_atomic(out / f"{name}.md", f"{caption}\n\n{md}\n{note}\n"),
-        write_text_atomic(out / f"{name}.tex", tables.to_latex(render("latex"), caption, f"tab:{name}", note)),
+        write_text(out, f"{name}.md", f"{caption}\n\n{md}\n{note}\n", metric),
+        write_text(out, f"{name}.tex", tables.to_latex(render("latex"), caption, f"tab:{name}", note), metric),
     ]
     numbers = agg.sort_values(["probe", "order", *cfg.columns], kind="stable").drop(
         columns=["order", "setting_long"], errors="ignore"
     )
-    files.append(write_text_atomic(out / f"{name}.csv", numbers.to_csv(index=False)))
+    files.append(write_text(out, f"{name}.csv", numbers.to_csv(index=False), metric))
     return TableOut(tables.metric_label(metric, cfg.percent), caption, note, md, _html_table(render("html")), files)
 
 
@@ -83,8 +83,10 @@ def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
     num = lambda v: tables.MISSING if pd.isna(v) else f"{v * scale:+.{cfg.decimals}f}"  # noqa: E731
     pval = lambda v: tables.MISSING if pd.isna(v) else f"{v:.3g}"  # noqa: E731
     match = [c for c in result.columns if c not in stats.RESULT_COLUMNS]
-    out = result[["metric", "probe", *match, "setting", "reference", "test", "n_pairs"]].copy()
-    out = out.rename(columns={"n_pairs": "n pairs"})
+    out = result[["metric", "probe", *match, "setting", "reference", "significance_test", "n_pairs"]].copy()
+    out = out.rename(columns={"n_pairs": "n pairs", "significance_test": "significance test"})
+    for col in match:  # a swept number reads 5, not 5.0; NULL (not applicable) as MISSING
+        out[col] = out[col].map(lambda v: tables.MISSING if pd.isna(v) else labels.value_text(v))
     out["mean diff"] = result["mean_diff"].map(num)
     out["95% CI"] = [
         tables.MISSING if pd.isna(lo) else f"[{num(lo)}, {num(hi)}]"
@@ -104,14 +106,14 @@ def stats_display(result: pd.DataFrame, cfg) -> pd.DataFrame:
 
 def _stats_table(prep, cfg, note: str, out: Path) -> TableOut:
     result = prep.stats
-    files = [write_text_atomic(out / "stats.csv", result.to_csv(index=False))]
+    files = [write_text(out, "stats.csv", result.to_csv(index=False))]
     shown = stats_display(result, cfg)
-    caption = f"Paired comparisons with the reference ({cfg.reference}) on the {cfg.split} split"
+    caption = f"Paired comparisons with the reference ({cfg.reference_text}) on the {cfg.split} split"
     md = tables.to_markdown(shown.set_index("metric")) if len(shown) else "No comparisons.\n"
     tex_table = shown.set_index(["metric", "setting"]).map(tables.tex_escape)
-    files.append(write_text_atomic(out / "stats.md", f"{caption}\n\n{md}\n{note}\n"))
+    files.append(write_text(out, "stats.md", f"{caption}\n\n{md}\n{note}\n"))
     if len(shown):
-        files.append(write_text_atomic(out / "stats.tex", tables.to_latex(tex_table, caption, "tab:stats", note)))
+        files.append(write_text(out, "stats.tex", tables.to_latex(tex_table, caption, "tab:stats", note)))
     # The statistics table is wide: it scrolls inside the page instead of running off it.
     html = (
         f'<div class="wide">{shown.to_html(index=False, border=0, classes="tbl")}</div>'
@@ -121,10 +123,22 @@ def _stats_table(prep, cfg, note: str, out: Path) -> TableOut:
     return TableOut("Statistics", caption, note, md, html, files)
 
 
+def _reference_label(prep, cfg) -> str:
+    """The reference as the notes name it: its label, without the keys it shares with each setting
+    ("no pretraining", not "no pretraining (frozen)" when freeze is a row key); else the option."""
+    refs = prep.stats["reference"].unique()
+    if len(refs) == 1:
+        return str(refs[0])
+    rows = prep.headline[stats.reference_mask(prep.headline, cfg.stats_settings().reference)]
+    keys = [k for k in prep.keys if k not in prep.match]
+    names = {labels.setting_label(row, keys) for _, row in rows.iterrows()}
+    return names.pop() if len(names) == 1 else cfg.reference_text
+
+
 def write_tables(prep, cfg, out: Path) -> list[TableOut]:
     """tables/<metric>.{md,tex,csv} for each metric and tables/stats.{md,tex,csv}."""
     out.mkdir(parents=True, exist_ok=True)
-    ref_label = prep.stats["reference"].iloc[0] if len(prep.stats) else cfg.reference
+    ref_label = _reference_label(prep, cfg)
     stats_note = stats.describe(prep.stats, cfg.stats_settings(), ref_label, prep.match)
     note = f"{_cells_note(cfg)} {stats_note}"
     written = [_metric_table(prep, cfg, metric, note, out) for metric in cfg.metrics]
@@ -140,11 +154,12 @@ def assemble(prep, cfg, written: list[TableOut], made: list[Plot], date: str) ->
         "Seeds": ", ".join(map(str, seeds)) or tables.MISSING,
         "Split": cfg.split,
         "Probes": ", ".join(sorted(prep.headline["probe"].unique())),
-        "Reference": cfg.reference,
+        "Reference": cfg.reference_text,
         **load.protocol_summary(store.done["run_dir"]),
         "Date": date,
     }
-    failed = store.failed[["cell_id", "encoder", "mask_strength", "freeze", "probe", "seed", "error"]]
+    # The swept settings (schema 3) tell failed cells apart where the fixed columns do not.
+    failed = store.failed[["cell_id", "encoder", "mask_strength", "freeze", "probe", "seed", *store.axes, "error"]]
     return Page(header, written, made, failed)
 
 

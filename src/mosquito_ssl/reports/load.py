@@ -2,6 +2,7 @@
 
     store = load_store(Path("runs/sweep/results.sqlite"))
     store.results   # long format, done cells only; store.cells  # every cell, done and failed
+    store.axes      # schema 3: the swept [pretrain]/[probe] settings, one extra column each
 
 The store (SQLite, WAL) is written by the benchmarks stage, possibly while we read it, so it
 is opened read-only (``mode=ro``). Artifact readers return None when a file is missing or
@@ -14,7 +15,7 @@ import json
 import logging
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,11 @@ RUN_HINT = "run `mosquito-ssl benchmarks run` first"
 MASK_COLUMNS = ("mask_strength", "mask_kind", "loss_on")
 # Columns that describe how an ssl encoder was pretrained; NULL for baselines.
 SSL_COLUMNS = ("method", *MASK_COLUMNS)
+# The setting columns of every schema version (DEVELOPERS.md), usable as table keys; schema 3 adds
+# one column per swept setting (``Store.axes``).
+FIXED_SETTINGS = ("encoder", *SSL_COLUMNS, "freeze", "probe", "pooling", "seed")
+# The results table of schema 2; schema 3 adds the axes' columns to it.
+RESULT_FIXED_COLUMNS = ("cell_id", "sweep", *FIXED_SETTINGS[:-1], "layer", "seed", "split", "metric", "value")
 BASELINE_LABELS = {
     "random": "no pretraining",
     "handcrafted": "hand-crafted features",
@@ -39,11 +45,28 @@ BASELINE_LABELS = {
 
 @dataclass(frozen=True)
 class Store:
-    """A loaded results store: ``cells`` (all), ``results`` (rows of done cells only)."""
+    """A loaded results store: ``cells`` (all), ``results`` (rows of done cells only) and ``axes``
+    (schema 3: swept setting column -> {"table": "pretrain"|"probe", "key": ..., "numeric": bool};
+    ``{}`` for older stores)."""
 
     path: Path
     cells: pd.DataFrame
     results: pd.DataFrame
+    axes: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def setting_columns(self) -> list[str]:
+        """Every column usable as a table key or in ``--reference``: the fixed ones, then the axes."""
+        return list(dict.fromkeys([*FIXED_SETTINGS, *self.axes]))
+
+    @property
+    def numeric_axes(self) -> list[str]:
+        return [col for col, axis in self.axes.items() if axis["numeric"]]
+
+    @property
+    def pretrain_settings(self) -> list[str]:
+        """Settings of the pretraining (NULL for baselines): a reference need not share them."""
+        return [*SSL_COLUMNS, *(col for col, axis in self.axes.items() if axis["table"] == "pretrain")]
 
     @property
     def done(self) -> pd.DataFrame:
@@ -74,10 +97,8 @@ def _check_file(path: Path) -> None:
         raise StoreError(f"{path} {what}: {RUN_HINT} to create one")
 
 
-def load_store(path: Path) -> Store:
-    """Read ``cells`` and ``results`` from a store; StoreError when there is nothing to report."""
-    path = Path(path)
-    _check_file(path)
+def _read(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The ``cells`` table, the result rows of done cells and the ``meta`` key/values ({} if none)."""
     try:
         with closing(_connect_ro(path)) as con:
             tables = set(pd.read_sql("SELECT name FROM sqlite_master WHERE type='table'", con)["name"])
@@ -91,8 +112,45 @@ def load_store(path: Path) -> Store:
             results = pd.read_sql(
                 "SELECT r.* FROM results r JOIN cells c ON r.cell_id = c.cell_id WHERE c.status = 'done'", con
             )
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot read results store {path} ({exc}): {RUN_HINT}") from exc
+    return cells, results, meta
+
+
+def parse_axes(text: str | None, path: Path) -> dict[str, dict]:
+    """``meta.axes`` (schema 3) -> {column: {"table", "key", "numeric"}}; {} when absent (schema 1-2)."""
+    if not text:
+        return {}
+    try:
+        axes = json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"results store {path}: meta 'axes' is not JSON ({exc}); re-run the sweep") from exc
+    if not isinstance(axes, dict) or not all(isinstance(v, dict) for v in axes.values()):
+        raise StoreError(f"results store {path}: meta 'axes' must map column -> {{table, key, numeric}}")
+    return {
+        str(col): {"table": v.get("table"), "key": v.get("key", col), "numeric": bool(v.get("numeric", False))}
+        for col, v in axes.items()
+    }
+
+
+def _axis_columns(frame: pd.DataFrame, axes: dict[str, dict], path: Path, table: str) -> pd.DataFrame:
+    """Numeric axes as float (NULL -> NaN); an axis the table lacks reads as not applicable."""
+    out = frame.copy()
+    for col, axis in axes.items():
+        if col not in out.columns:
+            log.warning("%s: axis column %s missing from table %s; read as NULL", path, col, table)
+            out[col] = None
+        if axis["numeric"]:
+            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
+    return out
+
+
+def load_store(path: Path) -> Store:
+    """Read ``cells``, ``results`` and the axes from a store; StoreError when there is nothing to report."""
+    path = Path(path)
+    _check_file(path)
+    cells, results, meta = _read(path)
     if cells.empty:
         raise StoreError(f"results store {path} has no cells: {RUN_HINT}")
     if results.empty:
@@ -104,7 +162,10 @@ def load_store(path: Path) -> Store:
         )
     if "method" not in cells.columns:
         cells["method"] = cells["encoder"].map({"ssl": "reconstruct"})
-    return Store(path=path, cells=cells, results=_normalise(results))
+    axes = parse_axes(meta.get("axes"), path)
+    cells = _axis_columns(cells, axes, path, "cells")
+    results = _axis_columns(_normalise(results), axes, path, "results")
+    return Store(path=path, cells=cells, results=results, axes=axes)
 
 
 def _normalise(results: pd.DataFrame) -> pd.DataFrame:
@@ -166,6 +227,13 @@ def read_log_history(pretrain_dir: str | None) -> list[dict] | None:
         log.warning("skipping unreadable %s: %s", path, exc)
         return None
     return data if isinstance(data, list) else None
+
+
+def read_loss_name(pretrain_dir: str | None) -> str | None:
+    """The pretraining's ``loss_name`` from its metrics.json (e.g. "masked-patch MSE"); None for
+    runs made before it was written."""
+    name = _metrics(pretrain_dir).get("loss_name")
+    return str(name) if name else None
 
 
 PROTOCOL_OPTIONS = ("classes", "exclude_classes", "max_clips_per_group", "min_groups_per_class")

@@ -2,10 +2,11 @@
 
     mosquito-ssl reports build runs/sweep/results.sqlite --out runs/sweep/report   # -> plots/
 
-Figures: metric vs mask_strength (95% t-CI bands, baselines dashed), layer-wise probe curves,
-row-normalised confusion matrices (best setting vs reference, summed over seeds) and
-pretraining loss curves. Each returns a ``Plot``; when its data are missing the plot is
-skipped with a reason instead (the report lists it), never an exception.
+Figures here: metric per SSL method, layer-wise probe curves and row-normalised confusion
+matrices (best setting vs reference, summed over seeds); metric vs a numeric setting is in
+``axis_plot.py``, pretraining loss curves in ``loss_plot.py``. Each returns a ``Plot``; when its
+data are missing the plot is skipped with a reason instead (the report lists it), never an
+exception. The shared pieces (style, saving, t-CI bands, baselines, legend) live here.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
 
-from ..runs import write_bytes_atomic
+from .files import file_stem, write_bytes
 from .tables import freeze_order, metric_label
 
 log = logging.getLogger(__name__)
+# Axis labels of settings with a longer name; any other setting is labelled by its column name.
 AXIS_LABELS = {
     "mask_strength": "Mask strength (× default widths)",
     "layer": "Layer (0 = embedding output)",
@@ -54,19 +56,20 @@ class Plot:
 
 
 @contextmanager
-def _style():
+def plot_style():
     with sns.axes_style("whitegrid"), sns.plotting_context("paper", font_scale=1.4), sns.color_palette("colorblind"):
         yield
     plt.close("all")
 
 
-def _save(fig, out_dir: Path, name: str) -> list[Path]:
-    """PNG (200 dpi) and PDF, each written atomically (a killed build leaves no half image)."""
+def save(fig, out_dir: Path, name: str) -> list[Path]:
+    """PNG (200 dpi) and PDF, each written atomically (a killed build leaves no half image) and
+    only inside ``out_dir`` (``files.write_bytes``); ``name`` is built with ``files.file_stem``."""
     files = []
     for suffix, dpi in (("png", 200), ("pdf", None)):
         buffer = io.BytesIO()
         fig.savefig(buffer, format=suffix, dpi=dpi, bbox_inches="tight")
-        files.append(write_bytes_atomic(out_dir / f"{name}.{suffix}", buffer.getvalue()))
+        files.append(write_bytes(out_dir, f"{name}.{suffix}", buffer.getvalue()))
     plt.close(fig)
     return files
 
@@ -92,7 +95,7 @@ def bounded_t_ci(upper: float):
     return ci
 
 
-def _baseline_lines(ax, data: pd.DataFrame, palette: dict) -> None:
+def baseline_lines(ax, data: pd.DataFrame, palette: dict) -> None:
     """Each baseline's mean as a horizontal line: its freeze's colour, one line style per baseline."""
     means = data[data["encoder"] != "ssl"].groupby(["setting", "freeze"], sort=False)["value"].mean()
     labels = list(dict.fromkeys(means.index.get_level_values(0)))
@@ -101,61 +104,34 @@ def _baseline_lines(ax, data: pd.DataFrame, palette: dict) -> None:
         ax.axhline(mean, color=palette.get(freeze, "grey"), ls=style, lw=1.3, alpha=0.9)
 
 
-def _legend(ax, data: pd.DataFrame, palette: dict, ls: str) -> None:
-    """One legend beside the last panel: the freeze colours, then the baselines by their labels."""
+def baseline_labels(data: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
+
+
+def dash_style(dashes) -> dict:
+    """Line2D keywords of a seaborn dash spec ("" = solid)."""
+    return {"ls": "-"} if not dashes else {"dashes": dashes}
+
+
+def legend(ax, palette: dict, ls: str, baselines, styles: dict | None = None) -> None:
+    """One legend beside the last panel: the freeze colours, the line styles of the other varying
+    settings (``styles``: label -> (dashes, marker)), then the baselines by their labels."""
     handles = [Line2D([], [], color=colour, marker="o", ls=ls, label=f) for f, colour in palette.items()]
     handles += [
-        Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % len(BASELINE_STYLES)], label=lab)
-        for i, lab in enumerate(dict.fromkeys(data.loc[data["encoder"] != "ssl", "setting"]))
+        Line2D([], [], color="0.3", marker=marker, label=lab, **dash_style(dashes))
+        for lab, (dashes, marker) in (styles or {}).items()
     ]
-    ax.legend(handles=handles, title="freeze / baseline", loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-
-
-def mask_strength_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
-    """Metric vs mask_strength, one line per freeze, baselines as horizontal lines."""
-    plot = Plot(f"mask_strength_{metric.replace(':', '_')}", f"{metric_label(metric)} vs mask strength")
-    data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
-    ssl = data[(data["encoder"] == "ssl") & data["mask_strength"].notna()]  # reconstruct cells
-    if ssl["mask_strength"].nunique() < 2:
-        plot.skipped = "fewer than two mask_strength values among pretrained (ssl) cells"
-        return plot
-    probes = sorted(ssl["probe"].unique())
-    freezes = freeze_order(data["freeze"])
-    palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes)), strict=True))
-    varying = [c for c in ("mask_kind", "loss_on") if ssl[c].nunique() > 1]
-    with _style():
-        fig, axes = plt.subplots(1, len(probes), figsize=(5.5 * len(probes), 4.2), sharey=True, squeeze=False)
-        for ax, probe in zip(axes[0], probes, strict=True):
-            sns.lineplot(
-                data=ssl[ssl["probe"] == probe],
-                x="mask_strength",
-                y="value",
-                hue="freeze",
-                hue_order=freezes,
-                palette=palette,
-                style=varying[0] if varying else None,
-                errorbar=bounded_t_ci(100 if percent else 1),
-                err_style="band",
-                marker="o",
-                ax=ax,
-                legend=False,
-            )
-            _baseline_lines(ax, data[data["probe"] == probe], palette)
-            ax.set(
-                xlabel=AXIS_LABELS["mask_strength"],
-                ylabel=metric_label(metric, percent),
-                title=f"probe = {probe}" if len(probes) > 1 else None,
-            )
-        _legend(axes[0, -1], data, palette, ls="-")
-        if varying:
-            log.info("mask_strength plot: line style = %s", varying[0])
-        plot.files = _save(fig, out_dir, plot.name)
-    return plot
+    handles += [
+        Line2D([], [], color="0.3", ls=BASELINE_STYLES[i % len(BASELINE_STYLES)], label=lab)
+        for i, lab in enumerate(baselines)
+    ]
+    title = "freeze / setting / baseline" if styles else "freeze / baseline"
+    ax.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False)
 
 
 def method_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
     """Metric per SSL method (each ssl setting a point with its 95% t-CI), baselines as horizontal lines."""
-    plot = Plot(f"method_{metric.replace(':', '_')}", f"{metric_label(metric)} by SSL method")
+    plot = Plot(f"method_{file_stem(metric)}", f"{metric_label(metric)} by SSL method")
     data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
     ssl = data[data["encoder"] == "ssl"]
     if ssl["method"].nunique() < 2:
@@ -165,30 +141,31 @@ def method_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) 
     freezes = freeze_order(data["freeze"])
     palette = dict(zip(freezes, sns.color_palette("colorblind", len(freezes)), strict=True))
     order = list(ssl.sort_values(["order", "setting"])["setting"].unique())
-    with _style():
+    dodge = 0.3 if len(freezes) > 1 else False  # seaborn divides by (number of freezes - 1)
+    with plot_style():
         width = max(5.5, 1.1 * len(order) + 2)
         fig, axes = plt.subplots(1, len(probes), figsize=(width * len(probes), 4.4), sharey=True, squeeze=False)
         for ax, probe in zip(axes[0], probes, strict=True):
             sns.pointplot(
                 data=ssl[ssl["probe"] == probe], x="setting", y="value", hue="freeze", hue_order=freezes,
-                order=order, palette=palette, errorbar=bounded_t_ci(100 if percent else 1), dodge=0.3,
+                order=order, palette=palette, errorbar=bounded_t_ci(100 if percent else 1), dodge=dodge,
                 linestyle="none", ax=ax, legend=False,
             )  # fmt: skip
-            _baseline_lines(ax, data[data["probe"] == probe], palette)
+            baseline_lines(ax, data[data["probe"] == probe], palette)
             ax.set(
                 xlabel="SSL method",
                 ylabel=metric_label(metric, percent),
                 title=f"probe = {probe}" if len(probes) > 1 else None,
             )
             ax.tick_params(axis="x", labelrotation=20)
-        _legend(axes[0, -1], data, palette, ls="none")
-        plot.files = _save(fig, out_dir, plot.name)
+        legend(axes[0, -1], palette, "none", baseline_labels(data))
+        plot.files = save(fig, out_dir, plot.name)
     return plot
 
 
 def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=False) -> Plot:
     """Layer-wise probe curves: metric vs layer, one line per setting (and freeze)."""
-    plot = Plot(f"layerwise_{metric.replace(':', '_')}", f"Layer-wise probes: {metric_label(metric)}")
+    plot = Plot(f"layerwise_{file_stem(metric)}", f"Layer-wise probes: {metric_label(metric)}")
     data = frame[frame["metric"] == metric].assign(value=lambda d: d["value"] * (100 if percent else 1))
     if data.empty:
         plot.skipped = "no layer-wise rows (layer NOT NULL) in the store"
@@ -197,7 +174,7 @@ def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=Fals
     if data["freeze"].nunique() > 1:
         data = data.assign(setting=data["setting"] + ", " + data["freeze"].astype(str))
     order = list(data.sort_values(["order", "setting"])["setting"].unique())
-    with _style():
+    with plot_style():
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         sns.lineplot(
             data=data,
@@ -213,7 +190,7 @@ def layerwise_plot(frame: pd.DataFrame, metric: str, out_dir: Path, percent=Fals
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set(xlabel=AXIS_LABELS["layer"], ylabel=metric_label(metric, percent))
         sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), title="setting", frameon=False)
-        plot.files = _save(fig, out_dir, plot.name)
+        plot.files = save(fig, out_dir, plot.name)
     return plot
 
 
@@ -223,7 +200,7 @@ def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
     if not matrices:
         plot.skipped = "no confusion_<split>.csv in the run directories of the best setting or the reference"
         return plot
-    with _style():
+    with plot_style():
         n = len(matrices)
         # One shared colour bar in its own narrow column keeps the matrices the same size.
         fig, axes = plt.subplots(
@@ -247,50 +224,5 @@ def confusion_plot(matrices: dict[str, pd.DataFrame], out_dir: Path) -> Plot:
             ax.set(xlabel="Predicted class", ylabel="True class" if i == 0 else "", title=title)
             plt.setp(ax.get_xticklabels(), rotation=35, ha="right", rotation_mode="anchor")
             ax.tick_params(axis="y", rotation=0)
-        plot.files = _save(fig, out_dir, plot.name)
-    return plot
-
-
-def history_frame(histories: dict[str, tuple[str, list]]) -> pd.DataFrame:
-    """Long frame (pretraining, setting, epoch, curve, loss) from HF ``log_history`` lists."""
-    rows = []
-    for run, (setting, history) in histories.items():
-        for entry in history:
-            if not isinstance(entry, dict) or "epoch" not in entry:
-                continue
-            if "loss" in entry:
-                rows.append((run, setting, entry["epoch"], "train loss", entry["loss"]))
-            val = entry.get("eval_mse", entry.get("eval_loss"))
-            if val is not None:
-                rows.append((run, setting, entry["epoch"], "validation MSE", val))
-    return pd.DataFrame(rows, columns=["pretraining", "setting", "epoch", "curve", "loss"])
-
-
-def loss_plot(histories: dict[str, tuple[str, list]], out_dir: Path) -> Plot:
-    """Train loss and eval_mse per epoch, one line per pretraining, coloured by mask setting."""
-    plot = Plot("pretrain_loss", "Pretraining loss curves")
-    data = history_frame(histories)
-    if data.empty:
-        plot.skipped = "no log_history.json with loss entries in the pretrain directories"
-        return plot
-    with _style():
-        fig, ax = plt.subplots(figsize=(6.5, 4.2))
-        sns.lineplot(
-            data=data,
-            x="epoch",
-            y="loss",
-            hue="setting",
-            hue_order=list(data["setting"].unique()),
-            style="curve",
-            units="pretraining",
-            estimator=None,
-            palette="colorblind",
-            ax=ax,
-            lw=1.4,
-        )
-        if data["loss"].min() > 0 and data["loss"].max() / data["loss"].min() > 20:
-            ax.set_yscale("log")  # early epochs would otherwise flatten the rest
-        ax.set(xlabel=AXIS_LABELS["epoch"], ylabel="Reconstruction MSE (normalised log-mel)")
-        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False)
-        plot.files = _save(fig, out_dir, plot.name)
+        plot.files = save(fig, out_dir, plot.name)
     return plot

@@ -2,8 +2,9 @@
 
     mosquito-ssl reports build runs/sweep/results.sqlite --metric macro_f1 --percent --decimals 1
 
-Rows are settings (``mask_strength`` and whichever of ``mask_kind``/``loss_on``/``pooling``
-vary, then the baselines), columns are ``freeze`` values; one table per metric. Numbers come
+Rows are settings (by default ``method`` and ``mask_strength`` and whichever other setting
+varies, swept axes such as ``mask_ratio`` included; labels from ``labels.py``; then the baselines),
+columns are ``freeze`` values; one table per metric. Numbers come
 from pandas groupby; this module only selects, aggregates and formats.
 """
 
@@ -16,11 +17,8 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import ConfigError
-from .load import BASELINE_LABELS, SSL_COLUMNS
+from .labels import frame_axes, label_settings, row_keys, value_text
 
-# Settings that split results into different cells; if they vary but are not rows or columns
-# they are added to the rows, so that seeds are the only thing ever averaged over.
-SETTING_COLUMNS = (*SSL_COLUMNS, "pooling")
 METRIC_LABELS = {
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced accuracy",
@@ -83,64 +81,6 @@ def select(results: pd.DataFrame, split: str, metrics, probes=None, layerwise=Fa
     return frame[frame["layer"].notna() == layerwise].copy()
 
 
-def check_keys(results: pd.DataFrame, keys, flag: str) -> None:
-    bad = [k for k in keys if k not in results.columns or k in ("value", "cell_id")]
-    if bad:
-        cols = [c for c in results.columns if c not in ("value", "cell_id")]
-        raise ConfigError(f"{flag} {', '.join(bad)}: not a column of the store; use one of: {', '.join(cols)}")
-
-
-def row_keys(frame: pd.DataFrame, rows, columns) -> list[str]:
-    """``rows`` plus every setting column that varies among cells of one encoder and is not
-    already used. Within an encoder, so that the hand-crafted baseline's own pooling
-    ("none") does not label every row with the sweep's single pooling."""
-    keys = list(rows)
-    for col in SETTING_COLUMNS:
-        if col not in keys and col not in columns and frame.groupby("encoder")[col].nunique().max() > 1:
-            keys.append(col)
-    if "method" in keys:  # the method names the row first: "mae", "reconstruct, mask_strength=0.5"
-        keys.remove("method")
-        keys.insert(0, "method")
-    return keys
-
-
-def _value_text(value) -> str:
-    return f"{value:g}" if isinstance(value, (float, np.floating)) else str(value)
-
-
-def label_settings(frame: pd.DataFrame, keys) -> pd.DataFrame:
-    """Add ``setting`` (readable row label) and ``order`` (ssl settings first, then baselines)."""
-    out = frame.copy()
-    ssl = out["encoder"] == "ssl"
-
-    def ssl_label(row) -> str:
-        parts = [(k, row[k]) for k in keys if pd.notna(row[k])]
-        if len(parts) == 1:
-            return _value_text(parts[0][1])
-        # the method is a name, not a number: it needs no "method=" to be read
-        return ", ".join(_value_text(v) if k == "method" else f"{k}={_value_text(v)}" for k, v in parts)
-
-    def other_label(row) -> str:
-        name = BASELINE_LABELS.get(row["encoder"], str(row["encoder"]))
-        extra = [_value_text(row[k]) for k in keys if k not in SSL_COLUMNS and k != "encoder" and pd.notna(row[k])]
-        return f"{name} ({', '.join(extra)})" if extra else name
-
-    out["setting"] = [ssl_label(r) if s else other_label(r) for (_, r), s in zip(out.iterrows(), ssl, strict=True)]
-    # Plot legends have no row header to say what "0.5" is, so they get "mask_strength=0.5".
-    out["setting_long"] = [
-        ", ".join(f"{k}={_value_text(r[k])}" for k in keys if pd.notna(r[k])) if s else lab
-        for (_, r), s, lab in zip(out.iterrows(), ssl, out["setting"], strict=True)
-    ]
-    # ssl settings first, sorted by their (numeric) key values; baselines after, in a fixed order.
-    ssl_order = out[ssl].sort_values(list(keys), kind="stable")["setting"].unique()
-    rank = {name: i for i, name in enumerate(ssl_order)}
-    baseline_rank = {name: len(rank) + i for i, name in enumerate(BASELINE_LABELS)}
-    out["order"] = np.where(
-        ssl, out["setting"].map(rank), out["encoder"].map(baseline_rank).fillna(len(rank) + len(baseline_rank))
-    )
-    return out
-
-
 def aggregate(frame: pd.DataFrame, keys) -> pd.DataFrame:
     """Mean, std, n and t-based 95% CI of ``value`` over seeds, one row per cell of ``keys``."""
     grouped = frame.groupby(list(keys), dropna=False, sort=False)["value"]
@@ -189,7 +129,7 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
     agg = agg.copy()
     agg["text"] = [cell_text(r, fmt, style) for _, r in agg.iterrows()]
     for col in columns:  # a NULL column key (e.g. a baseline without freeze) still gets a column
-        agg[col] = agg[col].astype(object).where(agg[col].notna(), "n/a").map(_value_text)
+        agg[col] = agg[col].astype(object).where(agg[col].notna(), "n/a").map(value_text)
     several = agg["probe"].nunique() > 1 and "probe" not in columns
     index = ["probe", "setting"] if several else ["setting"]
     ordered = agg.sort_values([*index[:-1], "order", "setting"], kind="stable")
@@ -207,7 +147,7 @@ def summary(results: pd.DataFrame, metric: str = "balanced_accuracy", split: str
     The short table ``mosquito-ssl demo`` prints; settings absent under a freeze/probe show ``MISSING``.
     """
     frame = select(results, split, [metric])
-    frame = label_settings(frame, row_keys(frame, ("mask_strength",), ("freeze", "probe")))
+    frame = label_settings(frame, row_keys(frame, (), ("freeze", "probe"), frame_axes(results)))
     table = frame.pivot_table(index=["order", "setting"], columns=["freeze", "probe"], values="value", aggfunc="mean")
     table = table.droplevel("order")
     freezes = freeze_order(table.columns.get_level_values("freeze"))

@@ -1,8 +1,9 @@
 """The training pipelines ``benchmarks speed`` times, one entry each, all measured the same way.
 
 Each entry builds its model for a preset, says what its data loader reads and how many FLOPs a
-clip costs; ``run.run_speed`` times every entry into ``<name>_clips_per_s``, ``<name>_gflops``,
-``<name>_fraction_of_peak``... fields. Adding a training method is one more entry::
+clip costs (counted on a real forward and training step); ``run.run_speed`` times every entry
+into ``<name>_clips_per_s``, ``<name>_gflops``, ``<name>_fraction_of_peak``... fields. Every
+method of the registry (``model/methods.py``) is an entry; the original pipeline is the one more::
 
     mosquito-ssl benchmarks speed --preset base --batch 8 --json
 
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..errors import ConfigError
+from ..model.methods import METHODS, Method
 
 READS = ("audio", "cache")  # decode the wav files every step | read the feature cache
 
@@ -65,21 +67,6 @@ def _original_flops(model: nn.Module) -> int:
     return model.forward_flops()
 
 
-def _build_reconstruct(preset: str) -> nn.Module:
-    from ..data.features import FeatureSettings
-    from ..model.encoder import build_encoder
-    from ..model.masking import MaskSettings
-    from ..model.ssl import ASTSSL
-
-    return ASTSSL(build_encoder(preset, features=FeatureSettings()), MaskSettings())
-
-
-def _reconstruct_flops(model: nn.Module) -> int:
-    from ..model.flops import reconstruct_forward_flops
-
-    return reconstruct_forward_flops(model)
-
-
 def _method(method: str) -> Callable[[str], nn.Module]:
     """Builder of a ``--method`` model with its default settings (model/methods.py)."""
 
@@ -105,16 +92,16 @@ def _counted_step(model: nn.Module) -> int:
     return counted_step_flops(model)
 
 
-def _method_pipeline(method: str, what: str) -> Pipeline:
-    return Pipeline(method, f"{method}: {what}", _method(method), "cache", _counted_forward, step_flops=_counted_step)
+def _method_pipeline(method: Method) -> Pipeline:
+    return Pipeline(
+        method.name, method.speed_label, _method(method.name), "cache", _counted_forward, step_flops=_counted_step
+    )
 
 
+# The original pipeline, then every method of the registry (its row label is the entry's speed_label).
 PIPELINES: tuple[Pipeline, ...] = (
     Pipeline("original", "original pipeline", _build_original, "audio", _original_flops, fused_adamw=False, slow=True),
-    Pipeline("reconstruct", "reconstruct (cached features)", _build_reconstruct, "cache", _reconstruct_flops),
-    _method_pipeline("mae", "visible patches only"),
-    _method_pipeline("teacher", "EMA teacher + 4 masked views"),
-    _method_pipeline("byol", "two views + EMA target"),
+    *(_method_pipeline(m) for m in METHODS.values()),
 )
 BASELINE = "original"  # speedups are relative to this pipeline
 

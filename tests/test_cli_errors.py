@@ -1,0 +1,90 @@
+"""Broken manifests and unusable ``embed --out`` paths through the installed ``mosquito-ssl``:
+exit 1, one ``error:`` line on stderr naming the file and the fix, no traceback, and (for
+``--out``) no embedding computed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from procs import cli_env
+
+pytestmark = pytest.mark.slow
+
+
+def _command() -> list[str]:
+    """The console script installed next to this Python (else on PATH); ``-m`` as a last resort."""
+    script = Path(sys.executable).with_name("mosquito-ssl")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("mosquito-ssl")
+    return [found] if found else [sys.executable, "-m", "mosquito_ssl"]
+
+
+def _fails(*args: str | Path, cache: Path) -> str:
+    """Run the CLI; assert the one-error-line contract; return that line."""
+    env = dict(cli_env(), MOSQUITO_SSL_CACHE=str(cache))
+    done = subprocess.run([*_command(), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 1, done.stderr
+    assert len(errors) == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
+    return errors[0]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    from mosquito_ssl.data.synthetic import synthesize
+
+    return synthesize(
+        tmp_path_factory.mktemp("synth"), species=["aedes_aegypti", "culex_pipiens"], recordings_per_species=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "fix"),
+    [
+        (b'path,label\n"a.wav,x\n', "close every quote"),
+        (b"path,label\n\xff.wav,x\n", "save the file as UTF-8"),
+        (b"", "write a header row"),
+    ],
+    ids=["unclosed_quote", "not_utf8", "empty"],
+)
+def test_broken_manifest(tmp_path, content, fix):
+    manifest = tmp_path / "data" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_bytes(content)
+    line = _fails("data", "inspect", manifest.parent, cache=tmp_path / "cache")
+    assert line.startswith(f"error: {manifest}: ") and fix in line, line
+    if not content:  # embed reads manifests through the same reader (it loads the encoder first: slower)
+        line = _fails("embed", manifest, "--encoder", "random:tiny", "--out", tmp_path / "e.npz", cache=tmp_path / "c")
+        assert line.startswith(f"error: {manifest}: ") and fix in line, line
+
+
+def _unwritable(tmp_path: Path) -> Path:
+    """A folder this process cannot create files in (root ignores permissions: /proc refuses it too)."""
+    if os.geteuid() == 0:
+        return Path("/proc")
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    folder.chmod(0o555)
+    return folder
+
+
+@pytest.mark.parametrize("case", ["folder", "under_a_file", "unwritable"])
+def test_embed_out_is_checked_before_any_embedding(synth, tmp_path, case):
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "existing.npz").mkdir()
+    out, expected = {
+        "folder": (tmp_path / "existing.npz", "is a folder: give a file name inside it"),
+        "under_a_file": (tmp_path / "a_file" / "e.npz", f"{tmp_path / 'a_file'} is a file, not a folder"),
+        "unwritable": (_unwritable(tmp_path) / "e.npz", "cannot write in"),
+    }[case]
+    cache = tmp_path / "cache"
+    line = _fails("embed", synth, "--encoder", "random:tiny", "--out", out, cache=cache)
+    assert line.startswith(f"error: --out {out}") and expected in line, line
+    assert not (cache / "embeddings").exists() and not (cache / "features").exists()  # nothing computed
