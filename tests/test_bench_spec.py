@@ -18,6 +18,7 @@ probe_data = "{data}"
 baselines = {baselines}
 
 [grid]
+method = ["reconstruct"]
 mask_strength = [0.5, 1.0]
 freeze = ["frozen", "partial:1", "full"]
 probe = ["linear", "finetune"]

@@ -5,35 +5,13 @@ exit 1, one ``error:`` line on stderr naming the file and the fix, no traceback,
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from procs import cli_env
+from procs import fails as _fails
 
 pytestmark = pytest.mark.slow
-
-
-def _command() -> list[str]:
-    """The console script installed next to this Python (else on PATH); ``-m`` as a last resort."""
-    script = Path(sys.executable).with_name("mosquito-ssl")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("mosquito-ssl")
-    return [found] if found else [sys.executable, "-m", "mosquito_ssl"]
-
-
-def _fails(*args: str | Path, cache: Path) -> str:
-    """Run the CLI; assert the one-error-line contract; return that line."""
-    env = dict(cli_env(), MOSQUITO_SSL_CACHE=str(cache))
-    done = subprocess.run([*_command(), *map(str, args)], env=env, capture_output=True, text=True, timeout=300)
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert done.returncode == 1, done.stderr
-    assert len(errors) == 1 and "Traceback" not in done.stderr + done.stdout, done.stderr
-    return errors[0]
 
 
 @pytest.fixture(scope="module")

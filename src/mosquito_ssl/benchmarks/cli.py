@@ -5,6 +5,7 @@ Each command parses its options, calls one library function and ends with one
 
 mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
 mosquito-ssl benchmarks run configs/mask_strength.toml --set pretrain.epochs=3 --shard 0/4
+mosquito-ssl benchmarks run spec.toml --set 'grid.pretrain.mask_ratio=[0.6,0.8]' --dry-run
 mosquito-ssl benchmarks merge runs/sweep/results.sqlite runs/sweep/results.shard-*-of-4.sqlite
 mosquito-ssl benchmarks status runs/sweep/results.sqlite
 """
@@ -24,7 +25,7 @@ from ..speed.cli import EPILOG as SPEED_EPILOG
 from ..speed.cli import speed
 
 app = typer.Typer(
-    help="Sweeps over masking and freezing settings, with a SQLite results store.",
+    help="Sweeps over any pretraining or probe setting (methods, masking, freezing...), with a SQLite results store.",
     epilog="Example: mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run",
     no_args_is_help=True,
 )
@@ -41,7 +42,7 @@ SetOpt = Annotated[
         "--set",
         "-s",
         help="Override a spec value: table.key=value, e.g. --set pretrain.epochs=3 "
-        "--set grid.seed=[0,1,2] (repeatable).",
+        "--set grid.seed=[0,1,2]; sweep a setting with --set grid.pretrain.mask_ratio=[0.6,0.8] (repeatable).",
     ),
 ]
 

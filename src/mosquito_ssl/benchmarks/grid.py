@@ -1,10 +1,14 @@
 """Validating the tables of a sweep spec: ``--set`` overrides, ``[grid]``, ``[pretrain]``, ``[probe]``.
 
     mosquito-ssl benchmarks run configs/mask_strength.toml --set grid.seed=[0,1,2] --dry-run
+    mosquito-ssl benchmarks run spec.toml --set 'grid.pretrain.mask_ratio=[0.6,0.8]' --dry-run
 
-Every mistake is a ``ConfigError`` naming the key and the fix, raised before any work. Freeze
-values go through ``model/freeze.py`` (the one freeze vocabulary) and are stored in canonical
-form (``none`` -> ``full``); probe kinds and their pairing with freeze come from ``probe/kinds.py``.
+Every mistake is a ``ConfigError`` naming the key and the fix, raised before any work. The grid
+has the structural axes (``method``, ``freeze``, ``probe``, ``pooling``, ``seed``) and setting
+axes: any ``[pretrain]`` / ``[probe]`` key as ``"table.key" = [values]`` (``axes.py``; the bare
+``mask_strength``, ``mask_kind``, ``loss_on`` are such axes). Freeze values go through
+``model/freeze.py`` (the one freeze vocabulary) and are stored in canonical form (``none`` ->
+``full``); probe kinds and their pairing with freeze come from ``probe/kinds.py``.
 """
 
 from __future__ import annotations
@@ -17,21 +21,18 @@ import tomllib
 from ..errors import ConfigError
 from ..model.freeze import parse_freeze
 from ..probe.kinds import PROBES, pairs
+from .axes import FIXED_SETTINGS, check_key, check_owners, coerce, flatten, owners, setting_axes, setting_key
 
 TABLES = ("sweep", "grid", "pretrain", "probe")
-# A grid that sweeps one of these axes is about the reconstruct method, which they alone shape:
-# its method axis defaults to reconstruct. Any other grid defaults to PretrainConfig's method.
-RECONSTRUCT_AXES = ("mask_strength", "mask_kind", "loss_on")
-GRID_DEFAULTS: dict[str, list[Any]] = {
-    "method": ["reconstruct"],
-    "mask_strength": [1.0],
-    "mask_kind": ["specaugment"],
-    "loss_on": ["all"],
+# The structural axes; "method" defaults to PretrainConfig's method (the list here is for messages).
+STRUCTURAL: dict[str, list[Any]] = {
+    "method": ["mae"],
     "freeze": ["frozen"],
     "probe": ["linear"],
     "pooling": ["freq_stack"],
     "seed": [0],
 }
+GRID_DEFAULTS: dict[str, list[Any]] = {**STRUCTURAL, **FIXED_SETTINGS}
 # Set per cell by the sweep itself, so they may not appear in [pretrain] / [probe].
 PRETRAIN_OWNED = {
     "data": "sweep.pretrain_data",
@@ -57,6 +58,7 @@ PROBE_OWNED = {
     "encoder_name": "the sweep",
     "force": "--force",
 }
+OWNED = {"pretrain": PRETRAIN_OWNED, "probe": PROBE_OWNED}
 
 
 def check_freeze(value: Any, key: str = "grid.freeze", num_layers: int | None = None) -> str:
@@ -69,8 +71,10 @@ def check_freeze(value: Any, key: str = "grid.freeze", num_layers: int | None = 
 def as_list(value: Any, key: str) -> list:
     values = value if isinstance(value, list) else [value]
     if not values:
-        raise ConfigError(f"{key} is empty: give at least one value, e.g. {key} = {GRID_DEFAULTS[key.split('.')[1]]}")
-    return list(dict.fromkeys(values))  # drop repeats, keep order
+        example = GRID_DEFAULTS.get(key.partition(".")[2], ["..."])
+        raise ConfigError(f"{key} is empty: give at least one value, e.g. {key} = {example}")
+    # drop repeats, keep order (list values, of tuple settings, as tuples: hashable)
+    return list(dict.fromkeys(tuple(v) if isinstance(v, list) else v for v in values))
 
 
 def _parse_value(text: str) -> Any:
@@ -106,26 +110,20 @@ def apply_overrides(raw: dict, overrides: list[str] | tuple[str, ...] | dict[str
     return raw
 
 
-def check_section(values: dict, cls: type, table: str, owned: dict[str, str]) -> dict:
-    """``[pretrain]`` / ``[probe]``: only fields of ``cls`` the sweep does not set itself."""
-    valid = sorted({f.name for f in dataclasses.fields(cls)} - set(owned))
+def check_section(values: dict, table: str) -> dict:
+    """``[pretrain]`` / ``[probe]``: only settings the sweep does not set itself."""
     for key in values:
-        if key in owned:
-            raise ConfigError(f"{table}.{key} is set by the sweep: remove it and use {owned[key]} instead")
-        if key not in valid:
-            raise ConfigError(f"{table}.{key} is not a setting; valid keys of [{table}] are: {', '.join(valid)}")
+        check_key(table, key, OWNED[table])
     return dict(values)
 
 
 def check_method_settings(pretrain: dict, grid: dict[str, tuple]) -> dict:
     """A method setting in [pretrain] must belong to a method of grid.method (else it is a typo)."""
-    from ..model.methods import METHOD_FIELDS, methods_with
-
     for key in pretrain:
-        owners = methods_with(key)
-        if key in METHOD_FIELDS and not set(owners) & set(grid["method"]):
+        methods = owners(key)
+        if methods and not set(methods) & set(grid["method"]):
             raise ConfigError(
-                f"pretrain.{key} is a setting of method {' / '.join(owners)}, none of which is in grid.method "
+                f"pretrain.{key} is a setting of method {' / '.join(methods)}, none of which is in grid.method "
                 f"{list(grid['method'])}: add one or remove pretrain.{key}"
             )
     return pretrain
@@ -145,20 +143,55 @@ def _pretrain_default(name: str) -> Any:
     return next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == name)
 
 
-def check_grid(grid: dict, num_layers: int | None = None) -> dict[str, tuple]:
+def _grid_keys(grid: dict, sections: dict[str, dict]) -> dict:
+    """[grid] with every key checked and spelled canonically (setting axes as ``table.key``)."""
+    grid = flatten(grid)
+    out = {}
+    for key, value in grid.items():
+        if key in GRID_DEFAULTS:
+            out[key] = value
+        elif key.partition(".")[0] in ("pretrain", "probe") and key.partition(".")[2]:
+            out[setting_key(key, grid, sections, OWNED)] = value
+        else:
+            raise ConfigError(
+                f"grid.{key} is not a grid axis; axes are: {', '.join(GRID_DEFAULTS)}, or any setting "
+                'of [pretrain] / [probe] as "pretrain.KEY" / "probe.KEY", e.g. "pretrain.epochs" = [1, 2]'
+            )
+    return out
+
+
+def depth(pretrain: dict, presets: tuple | None = None) -> int | None:
+    """Blocks of the shallowest encoder the sweep builds, when presets fix it (None: a checkpoint decides)."""
+    from ..model.presets import PRESETS
+
+    if pretrain.get("pretrained"):
+        return None
+    names = presets or (pretrain.get("preset", _pretrain_default("preset")),)
+    for name in names:
+        if name not in PRESETS:
+            key = 'grid."pretrain.preset"' if presets else "pretrain.preset"
+            raise ConfigError(f"{key} {name!r} is not a preset: use one of {', '.join(PRESETS)}")
+    return min(PRESETS[name]["num_hidden_layers"] for name in names)
+
+
+def check_grid(grid: dict, pretrain: dict, probe: dict) -> dict[str, tuple]:
     """Every axis as a tuple (defaults filled in), values checked, freeze values canonical.
 
-    ``num_layers``: the encoder depth when the spec fixes it (a preset), so ``partial:K``
-    deeper than the encoder fails here rather than in the first fine-tune.
+    Setting axes keep their canonical key (``mask_strength``, ``pretrain.mask_ratio``); their
+    values are checked when each cell builds its configurations (``cells.make_cell``).
     """
     from ..model.methods import METHODS
 
-    bad = sorted(set(grid) - set(GRID_DEFAULTS))
-    if bad:
-        raise ConfigError(f"grid.{bad[0]} is not a grid axis; axes are: {', '.join(GRID_DEFAULTS)}")
-    out = {k: tuple(as_list(grid.get(k, default), f"grid.{k}")) for k, default in GRID_DEFAULTS.items()}
-    if "method" not in grid and not any(k in grid for k in RECONSTRUCT_AXES):
-        out["method"] = (_pretrain_default("method"),)  # no masking axis swept: pretraining's default
+    given = _grid_keys(grid, {"pretrain": pretrain, "probe": probe})
+    out = {k: tuple(as_list(given.get(k, default), f"grid.{k}")) for k, default in GRID_DEFAULTS.items()}
+    if "method" not in given:
+        out["method"] = (_pretrain_default("method"),)  # pretraining's default, whatever else is swept
+    for key, value in given.items():
+        if "." in key:
+            table, _, name = key.partition(".")
+            out[key] = tuple(dict.fromkeys(coerce(table, name, v) for v in as_list(value, f'grid."{key}"')))
+    # a checkpoint decides the depth of an encoder it starts
+    num_layers = None if "pretrain.pretrained" in out else depth(pretrain, out.get("pretrain.preset"))
     out["freeze"] = tuple(dict.fromkeys(check_freeze(f, num_layers=num_layers) for f in out["freeze"]))
     for m in out["method"]:
         if m not in METHODS:
@@ -168,6 +201,7 @@ def check_grid(grid: dict, num_layers: int | None = None) -> dict[str, tuple]:
             raise ConfigError(f"grid.probe: {p!r} is not a probe; use {', '.join(PROBES)}")
     _check_numbers(out)
     out["mask_strength"] = tuple(float(v) for v in out["mask_strength"])
+    check_owners(setting_axes(out), out["method"], set(given))
     for fr in out["freeze"]:
         if not pairs(fr, out["probe"]):
             raise ConfigError(

@@ -3,8 +3,9 @@
     mosquito-ssl benchmarks run src/mosquito_ssl/benchmarks/demo.toml --dry-run
 
 Owns the shard partition (all cells of one encoder in one shard, so no pretraining is done twice)
-and the counts: cells (done / to run), pretrainings = distinct (pretraining settings, seed),
-embedding caches shared by the frozen probes, and pretraining epochs x clips.
+and the counts: cells (done / to run), every axis with its values and the cells it expands,
+pretrainings = distinct (pretraining settings, seed), embedding caches shared by the frozen
+probes, and pretraining epochs x clips (each pretraining's own, when epochs are swept).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError
+from .axes import Axis, owners
 from .spec import Cell, SweepSpec
 
 log = logging.getLogger(__name__)
@@ -77,10 +79,10 @@ class Plan:
     store: Path | None = None
     pretrain_clips: int | None = None
     probe_clips: int | None = None
-    epochs: int = 0
-    max_steps: int = -1
-    batch_size: int = 0
-    probe_epochs: int = 0
+    # encoder_key -> (epochs, max_steps, batch size) of each pretraining
+    pretrainings_work: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    probe_epochs: dict[str, int] = field(default_factory=dict)  # cell_id -> epochs of each fine-tune
+    axes: list[str] = field(default_factory=list)  # one line per axis (axis_lines)
 
     @property
     def todo(self) -> list[Cell]:
@@ -98,32 +100,70 @@ class Plan:
         by_encoder = Counter(c.encoder for c in self.cells)
         todo = self.todo
         caches, frozen = self.embedding_caches()
-        finetunes = sum(c.probe == "finetune" for c in todo)
+        finetunes = [c for c in todo if c.probe == "finetune"]
         i, n = self.shard
         pre_all, pre_todo = self.pretrainings(), self.pretrainings(todo)
         lines = [
             f"sweep plan{f' (shard {i}/{n})' if n > 1 else ''} -> store {self.store}",
             f"  cells: {len(self.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(by_encoder.items()))}); "
             f"done {len(self.cells) - len(todo)}, to run {len(todo)}",
+            *self.axes,
             f"  pretrainings: {len(pre_all)} distinct (settings, seed) shared by {by_encoder['ssl']} "
             f"ssl cells; to run {len(pre_todo)}",
             f"  embedding caches: {caches} encoders embedded once, reused by {frozen} frozen probes",
-            f"  work to do: {self._pretrain_work(len(pre_todo))}; {len(todo) - finetunes} frozen probes, "
-            f"{finetunes} fine-tunes{self._finetune_work(finetunes)}",
+            f"  work to do: {self._pretrain_work(pre_todo)}; {len(todo) - len(finetunes)} frozen probes, "
+            f"{len(finetunes)} fine-tunes{self._finetune_work(finetunes)}",
         ]
         return "\n".join(lines)
 
-    def _pretrain_work(self, count: int) -> str:
-        if self.max_steps and self.max_steps > 0:
-            return f"{count} pretrainings x {self.max_steps} steps x {self.batch_size} clips"
-        clips = "?" if self.pretrain_clips is None else f"{self.pretrain_clips}"
-        total = "" if self.pretrain_clips is None else f" = {count * self.epochs * self.pretrain_clips} clip-passes"
-        return f"{count} pretrainings x {self.epochs} epochs x {clips} clips{total}"
+    def _pretrain_work(self, keys: set[str]) -> str:
+        work = [self.pretrainings_work[k] for k in sorted(keys)]
+        if not work:
+            return "no pretrainings"
+        if any(steps > 0 for _, steps, _ in work):  # --max-steps: optimizer steps, not epochs
+            steps, batch = _span(w[1] for w in work), _span(w[2] for w in work)
+            return f"{len(work)} pretrainings x {steps} steps x {batch} clips"
+        epochs = _span(w[0] for w in work)
+        if self.pretrain_clips is None:
+            return f"{len(work)} pretrainings x {epochs} epochs x ? clips"
+        total = sum(w[0] for w in work) * self.pretrain_clips
+        return f"{len(work)} pretrainings x {epochs} epochs x {self.pretrain_clips} clips = {total} clip-passes"
 
-    def _finetune_work(self, count: int) -> str:
-        if not count or self.probe_clips is None:
+    def _finetune_work(self, cells: list[Cell]) -> str:
+        if not cells or self.probe_clips is None:
             return ""
-        return f" (x {self.probe_epochs} epochs x {self.probe_clips} clips)"
+        return f" (x {_span(self.probe_epochs[c.cell_id] for c in cells)} epochs x {self.probe_clips} clips)"
+
+
+def _span(values) -> str:
+    """``3`` when every value is 3, ``1 to 3`` otherwise (``0`` when there is none)."""
+    values = sorted(set(values)) or [0]
+    return f"{values[0]}" if len(values) == 1 else f"{values[0]} to {values[-1]}"
+
+
+def _who(cell: Cell) -> str:
+    return f"ssl {cell.method}" if cell.encoder == "ssl" and cell.method else cell.encoder
+
+
+def axis_lines(spec: SweepSpec, cells: list[Cell]) -> list[str]:
+    """The structural axes' values, then each setting axis: its values and the cells it expands."""
+    structural = "; ".join(
+        f"{k} {', '.join(map(str, spec.grid[k]))}" for k in ("method", "freeze", "probe", "pooling", "seed")
+    )
+    lines = [f"  grid: {structural}"]
+    for axis in spec.axes:
+        expanded = [c for c in cells if _value(c, axis) is not None]
+        if not expanded:  # a default mask list of a grid without reconstruct
+            continue
+        values = ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in axis.values)
+        column = "" if axis.fixed else f" (column {axis.column})"
+        who = ", ".join(sorted({_who(c) for c in expanded}))
+        lines.append(f"  axis {axis.label} = {values}{column}: {len(expanded)} cells ({who})")
+    return lines
+
+
+def _value(cell: Cell, axis: Axis):
+    return getattr(cell, axis.column) if axis.fixed else dict(cell.axes).get(axis.column)
 
 
 def count_clips(data: Path, **kwargs) -> int | None:
@@ -142,8 +182,15 @@ def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[i
     from ..pretrain.train import PretrainConfig
     from ..probe.config import ProbeConfig
 
-    pre = resolve(PretrainConfig, overrides=dict(spec.pretrain, data=spec.pretrain_data))
+    # the data settings every pretraining shares: [pretrain] without the methods' own settings
+    common = {k: v for k, v in spec.pretrain.items() if not owners(k)}
+    pre = resolve(PretrainConfig, overrides=dict(common, data=spec.pretrain_data))
     probe = resolve(ProbeConfig, overrides=dict(spec.probe, data=spec.probe_data))
+    work: dict[str, tuple[int, int, int]] = {}
+    for cell in cells:
+        if cell.encoder == "ssl" and cell.encoder_key not in work:
+            cfg = spec.pretrain_config(cell)
+            work[cell.encoder_key] = (cfg.epochs, cfg.max_steps, cfg.batch_size)
     layout = {k: getattr(pre, k) for k in ("layout", "clip_seconds", "window", "hop")}
     return Plan(
         cells=cells,
@@ -154,8 +201,9 @@ def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[i
         probe_clips=count_clips(
             spec.probe_data, layout=probe.layout, window=probe.window, hop=probe.hop, label_column=probe.label_column
         ),
-        epochs=pre.epochs,
-        max_steps=pre.max_steps,
-        batch_size=pre.batch_size,
-        probe_epochs=probe.epochs,
+        pretrainings_work=work,
+        probe_epochs={
+            c.cell_id: spec.swept(c, "probe").get("epochs", probe.epochs) for c in cells if c.probe == "finetune"
+        },
+        axes=axis_lines(spec, cells),
     )

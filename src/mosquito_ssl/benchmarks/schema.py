@@ -4,13 +4,23 @@
 
 The schema is the contract of DEVELOPERS.md ("results store") between the benchmarks stage,
 which writes it (``store.py``), and the reports stage, which reads it (``reports/load.py``).
+Besides the fixed columns below, a sweep adds one column per setting it sweeps (a grid key
+``"pretrain.mask_ratio"`` -> column ``mask_ratio``) to both tables, described in ``meta.axes``:
+``{column: {"table": "pretrain" | "probe", "key": KEY, "numeric": bool}}`` (REAL when numeric,
+else TEXT; NULL where the setting does not apply). Torch-free: reports import it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
+from typing import Any
 
-SCHEMA_VERSION = "2"  # 2: the method column (stores of version 1 are migrated on open)
+# 2: the method column; 3: meta.axes and the swept settings' columns (older stores migrate on open)
+SCHEMA_VERSION = "3"
+AXES_KEY = "axes"  # the meta key describing the swept settings' columns
+AXIS_COLUMN = re.compile(r"^[a-z][a-z0-9_]*$")  # safe to splice into SQL as an identifier
 # The setting columns a cell shares with both tables (seed last: results put layer before it).
 SETTING_COLUMNS = (
     "cell_id",
@@ -40,6 +50,7 @@ CELL_COLUMNS = (
     "finished_at",
 )
 RESULT_COLUMNS = (*SETTING_COLUMNS[:-1], "layer", "seed", "split", "metric", "value")
+FIXED_COLUMNS = frozenset(CELL_COLUMNS) | frozenset(RESULT_COLUMNS)  # a swept setting may not take these
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, method TEXT,
   mask_strength REAL, mask_kind TEXT, loss_on TEXT, freeze TEXT, probe TEXT, pooling TEXT,
@@ -59,13 +70,77 @@ def table_columns(con: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in con.execute(f"PRAGMA table_info({table})")}
 
 
+def read_meta(con: sqlite3.Connection, key: str, schema: str = "main") -> str | None:
+    if "meta" not in {r[0] for r in con.execute(f"SELECT name FROM {schema}.sqlite_master WHERE type = 'table'")}:
+        return None
+    row = con.execute(f"SELECT value FROM {schema}.meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else row[0]
+
+
+def read_axes(con: sqlite3.Connection, schema: str = "main") -> dict[str, dict[str, Any]]:
+    """``meta.axes`` of a store of any version ({} before version 3 or when nothing was swept)."""
+    text = read_meta(con, AXES_KEY, schema)
+    return json.loads(text) if text else {}
+
+
+def merge_axes(old: dict[str, dict], new: dict[str, dict]) -> dict[str, dict]:
+    """Both descriptions; a column numeric in one and not the other is not numeric."""
+    out = {k: dict(v) for k, v in old.items()}
+    for column, entry in new.items():
+        numeric = bool(entry.get("numeric")) and bool(out.get(column, entry).get("numeric"))
+        out[column] = dict(entry, numeric=numeric)
+    return out
+
+
+def column_type(value: Any) -> str:
+    """REAL for numbers, TEXT for anything else (strings, booleans, lists)."""
+    return "REAL" if isinstance(value, (int, float)) and not isinstance(value, bool) else "TEXT"
+
+
+def sql_type(declared: str | None) -> str:
+    """REAL or TEXT for a column type another store declared (SQLite's numeric affinities -> REAL)."""
+    return "REAL" if (declared or "").upper() in ("REAL", "INTEGER", "NUMERIC", "FLOAT", "DOUBLE") else "TEXT"
+
+
+def stored_value(value: Any) -> Any:
+    """A swept setting's value as stored: booleans as TOML spells them, lists as JSON, paths as text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), default=str)
+    return value if value is None or isinstance(value, (int, float, str)) else str(value)
+
+
+def add_columns(con: sqlite3.Connection, types: dict[str, str], schema: str = "main") -> None:
+    """Add the swept settings' columns (name -> REAL/TEXT) missing from ``cells`` and ``results``."""
+    for table in ("cells", "results"):
+        have = {row[1] for row in con.execute(f"PRAGMA {schema}.table_info({table})")}
+        for column, sql_type in types.items():
+            if not AXIS_COLUMN.match(column) or column in FIXED_COLUMNS or sql_type not in ("REAL", "TEXT"):
+                raise ValueError(f"{column!r} ({sql_type}) cannot be a swept setting's column")
+            if column not in have:
+                con.execute(f"ALTER TABLE {schema}.{table} ADD COLUMN {column} {sql_type}")
+
+
+def version(con: sqlite3.Connection) -> int:
+    text = read_meta(con, "schema_version")
+    return int(text) if text and text.isdigit() else 1
+
+
 def migrate(con: sqlite3.Connection) -> None:
-    """Bring a version-1 store (no ``method`` column) to version 2: its ssl rows were ``reconstruct``."""
+    """Bring a store of any older version to this one, in order (call it inside a transaction).
+
+    1 -> 2: the ``method`` column; the ssl rows of version 1 were ``reconstruct``.
+    2 -> 3: ``meta.axes`` (``{}``: a store made before setting axes has no swept-setting column).
+    """
+    con.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
     for table in ("cells", "results"):
         if "method" not in table_columns(con, table):
             con.execute(f"ALTER TABLE {table} ADD COLUMN method TEXT")
             con.execute(f"UPDATE {table} SET method = 'reconstruct' WHERE encoder = 'ssl'")
-    con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    con.execute("INSERT OR IGNORE INTO meta VALUES (?, '{}')", (AXES_KEY,))
+    if version(con) < int(SCHEMA_VERSION):  # a newer store keeps its own number
+        con.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
 
 
 # Cells of ``src`` that should replace (or add to) ``main``: done over failed, newer over older.

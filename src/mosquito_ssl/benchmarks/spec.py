@@ -4,7 +4,8 @@
 
 Owns the spec format (tables ``[sweep]``, ``[grid]``, ``[pretrain]``, ``[probe]``), the
 ``[sweep]`` table (names, paths, baselines) and the per-cell pretraining and probe
-configurations. Checking the other tables lives in ``grid.py``, expanding the grid into cells
+configurations: ``[pretrain]`` / ``[probe]`` with the cell's swept settings on top. Checking the
+other tables lives in ``grid.py`` (setting axes: ``axes.py``), expanding the grid into cells
 (with their stable ``cell_id``) in ``cells.py``; the probe kinds and their pairing with
 ``freeze`` are the probe stage's (``probe/kinds.py``). The ``random`` baseline is always included.
 """
@@ -12,6 +13,7 @@ configurations. Checking the other tables lives in ``grid.py``, expanding the gr
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +22,10 @@ from ..config import load_toml
 from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from ..probe.kinds import FROZEN_PROBES, PROBES, pairs
+from .axes import Axis, owners, setting_axes
 from .cells import EXTRA_BASELINES, NETWORKLESS, Cell, expand
 from .grid import (
     GRID_DEFAULTS,
-    PRETRAIN_OWNED,
-    PROBE_OWNED,
     TABLES,
     apply_overrides,
     as_list,
@@ -76,17 +77,6 @@ def _baselines(sweep: dict) -> tuple[str, ...]:
     return baselines
 
 
-def _depth(pretrain: dict) -> int | None:
-    """Blocks of the encoder the sweep builds, when a preset fixes it (None: a checkpoint decides)."""
-    from ..model.presets import PRESETS
-    from ..pretrain.train import PretrainConfig
-
-    if pretrain.get("pretrained"):
-        return None
-    preset = pretrain.get("preset", _default(PretrainConfig, "preset"))
-    return PRESETS[preset]["num_hidden_layers"] if preset in PRESETS else None
-
-
 def _default(cls: type, name: str) -> Any:
     return {f.name: f.default for f in dataclasses.fields(cls)}[name]
 
@@ -117,6 +107,26 @@ class SweepSpec:
 
         return self.pretrain.get("preset", _default(PretrainConfig, "preset"))
 
+    @functools.cached_property
+    def axes(self) -> tuple[Axis, ...]:
+        """The setting axes of the grid (axes.py): mask_strength, mask_kind, loss_on, then the dotted ones."""
+        return setting_axes(self.grid)
+
+    def axes_meta(self) -> dict[str, dict[str, Any]]:
+        """``meta.axes`` of the store (schema.py): the swept settings with a column of their own."""
+        return {a.column: a.meta() for a in self.axes if not a.fixed}
+
+    def swept(self, cell: Cell, table: str) -> dict[str, Any]:
+        """The cell's swept settings of ``[table]`` (key -> value): its mask settings, its axes."""
+        by_column = {a.column: a for a in self.axes}
+        values = {k: getattr(cell, k) for k in ("mask_strength", "mask_kind", "loss_on") if table == "pretrain"}
+        values |= {by_column[c].key: v for c, v in cell.axes if by_column[c].table == table}
+        return {k: v for k, v in values.items() if v is not None}
+
+    def cell_preset(self, cell: Cell) -> str:
+        """The preset of the cell's encoder (a ``"pretrain.preset"`` axis, else [pretrain]'s)."""
+        return self.swept(cell, "pretrain").get("preset", self.preset)
+
     @classmethod
     def load(
         cls, path: Path | None, overrides: list[str] | dict[str, Any] | None = None, raw: dict | None = None
@@ -139,15 +149,13 @@ class SweepSpec:
 
     @classmethod
     def _build(cls, raw: dict, default_name: str) -> SweepSpec:
-        from ..pretrain.train import PretrainConfig
-        from ..probe.config import ProbeConfig
-
         sweep = dict(raw.get("sweep", {}))
         bad = sorted(set(sweep) - set(SWEEP_KEYS))
         if bad:
             raise ConfigError(f"sweep.{bad[0]} is not a setting; valid keys of [sweep] are: {', '.join(SWEEP_KEYS)}")
-        pretrain = check_section(raw.get("pretrain", {}), PretrainConfig, "pretrain", PRETRAIN_OWNED)
-        grid = check_grid(raw.get("grid", {}), num_layers=_depth(pretrain))
+        pretrain = check_section(raw.get("pretrain", {}), "pretrain")
+        probe = check_section(raw.get("probe", {}), "probe")
+        grid = check_grid(raw.get("grid", {}), pretrain, probe)
         baselines = _baselines(sweep)
         name = str(sweep.get("name", default_name))
         return cls(
@@ -159,7 +167,7 @@ class SweepSpec:
             baselines=baselines,
             audioset=_path(sweep.get("audioset"), "audioset") if "audioset" in baselines else None,
             pretrain=check_method_settings(pretrain, grid),
-            probe=check_section(raw.get("probe", {}), ProbeConfig, "probe", PROBE_OWNED),
+            probe=probe,
             store=Path(sweep["store"]).expanduser().resolve() if sweep.get("store") else None,
         )
 
@@ -167,18 +175,16 @@ class SweepSpec:
     def pretrain_config(self, cell: Cell, force: bool = False):
         """The pretraining of an ssl cell; its run dir is named by the hash of its science."""
         from ..config import resolve
-        from ..model.methods import METHOD_FIELDS, methods_with
         from ..pretrain.train import PretrainConfig
 
         # [pretrain] may hold settings of several methods: each cell takes its own method's.
-        own = {k: v for k, v in self.pretrain.items() if k not in METHOD_FIELDS or cell.method in methods_with(k)}
-        mask = {"mask_strength": cell.mask_strength, "mask_kind": cell.mask_kind, "loss_on": cell.loss_on}
+        own = {k: v for k, v in self.pretrain.items() if not owners(k) or cell.method in owners(k)}
         values = dict(
             own,
+            **self.swept(cell, "pretrain"),
             data=self.pretrain_data,
             out=self.out / "pretrain",
             method=cell.method,
-            **(mask if cell.method == "reconstruct" else {}),
             seed=cell.seed,
             resume=True,
             force=force,
@@ -189,7 +195,7 @@ class SweepSpec:
         if cell.encoder == "ssl":
             return str(self.pretrain_config(cell).run_dir())
         if cell.encoder == "random":
-            return f"random:{self.preset}"
+            return f"random:{self.cell_preset(cell)}"
         if cell.encoder == "audioset":
             return str(self.audioset)
         return cell.encoder  # handcrafted or logmel
@@ -200,11 +206,12 @@ class SweepSpec:
 
         pooling = self.grid["pooling"][0] if cell.encoder in NETWORKLESS else cell.pooling
         # random:<preset> and the networkless baselines see the front end the ssl cells are
-        # pretrained with; a checkpoint (ssl, audioset) carries its own
+        # pretrained with (the cell's, when swept); a checkpoint (ssl, audioset) carries its own
         own = cell.encoder in ("random", *NETWORKLESS)
-        front_end = {k: self.pretrain[k] for k in FRONT_END if own and k in self.pretrain}
+        pretrain = {**self.pretrain, **self.swept(cell, "pretrain")}
+        front_end = {k: pretrain[k] for k in FRONT_END if own and k in pretrain}
         values = dict(
-            {**front_end, **self.probe},
+            {**front_end, **self.probe, **self.swept(cell, "probe")},
             data=self.probe_data,
             encoder=self.encoder_source(cell),
             out=self.out / "probe",

@@ -5,10 +5,11 @@
 
 Owns the writes and the sweep's own bookkeeping reads: the one-transaction commit of a
 finished cell (stale rows deleted, new rows inserted, ``cells`` row upserted with status
-``done``), failure records, expected cells and merging shard stores. The schema and its
-migration are ``schema.py``'s. Writers from several processes are safe: WAL, ``busy_timeout``
-and a retry with backoff on "database is locked". Reports (and the demo's summary) read a
-store through ``reports/load.py`` only.
+``done``; a swept setting's column added on demand), failure records, expected cells,
+``meta.axes`` (``record_axes``) and merging shard stores. The schema and its migration are
+``schema.py``'s. Writers from several processes are safe: WAL, ``busy_timeout`` and a retry
+with backoff on "database is locked". Reports (and the demo's summary) read a store through
+``reports/load.py`` only.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError
+from . import schema
 from .schema import CELL_COLUMNS, RESULT_COLUMNS, SCHEMA, SCHEMA_VERSION, TAKE_SQL, migrate, table_columns
+
+__all__ = ["CELL_COLUMNS", "RESULT_COLUMNS", "SCHEMA_VERSION", "ResultsStore", "merge_stores"]
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +112,6 @@ class ResultsStore:
                 if statement.strip():
                     con.execute(statement)
             migrate(con)
-            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
             con.execute("INSERT OR IGNORE INTO meta VALUES ('created_at', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S%z"),))
 
     def _check_tables(self, con: sqlite3.Connection) -> None:
@@ -119,7 +122,7 @@ class ResultsStore:
                 f"{self.path} has no cells/results tables: it is not a results store "
                 "written by `mosquito-ssl benchmarks run`"
             )
-        if "method" not in table_columns(con, "results"):
+        if "method" not in table_columns(con, "results") or schema.version(con) < int(SCHEMA_VERSION):
             with self._transaction(con):
                 migrate(con)
 
@@ -134,14 +137,41 @@ class ResultsStore:
         self._retry(self._write_cell, dict(cell, status="failed", error=line), [])
 
     def _write_cell(self, con: sqlite3.Connection, cell: dict, rows: list[dict]) -> None:
-        setting = {k: cell.get(k) for k in RESULT_COLUMNS if k in CELL_COLUMNS}
-        values = [tuple({**setting, **_row_values(r)}.get(k) for k in RESULT_COLUMNS) for r in rows]
+        # Keys beyond the fixed columns are swept settings (Cell.columns()): their own columns.
+        axes = {k: schema.stored_value(v) for k, v in cell.items() if k not in CELL_COLUMNS and v is not None}
+        cell = {k: v for k, v in cell.items() if k in CELL_COLUMNS} | axes
+        result_columns, cell_columns = (*RESULT_COLUMNS, *axes), (*CELL_COLUMNS, *axes)
+        setting = {k: cell.get(k) for k in result_columns if k in cell_columns}
+        values = [tuple({**setting, **_row_values(r)}.get(k) for k in result_columns) for r in rows]
         with self._transaction(con):
+            self._add_columns(con, {k: schema.column_type(v) for k, v in axes.items()})
             con.execute("DELETE FROM results WHERE cell_id = ?", (cell["cell_id"],))
-            con.executemany(f"INSERT INTO results {_placeholders(RESULT_COLUMNS)}", values)
+            con.executemany(f"INSERT INTO results {_placeholders(result_columns)}", values)
             con.execute(
-                f"INSERT OR REPLACE INTO cells {_placeholders(CELL_COLUMNS)}", tuple(cell.get(k) for k in CELL_COLUMNS)
+                f"INSERT OR REPLACE INTO cells {_placeholders(cell_columns)}", tuple(cell.get(k) for k in cell_columns)
             )
+
+    def _add_columns(self, con: sqlite3.Connection, types: dict[str, str], where: str = "main") -> None:
+        try:
+            schema.add_columns(con, types, where)
+        except ValueError as exc:
+            raise StoreError(f"{self.path}: {exc}; swept settings need lower-case names of their own") from exc
+
+    def record_axes(self, axes: dict[str, dict[str, Any]]) -> None:
+        """Describe the swept settings in ``meta.axes`` (merged with what is there) and add their columns."""
+
+        def write(con):
+            with self._transaction(con):
+                merged = schema.merge_axes(schema.read_axes(con), axes)
+                types = {k: "REAL" if v.get("numeric") else "TEXT" for k, v in axes.items()}
+                self._add_columns(con, types)
+                con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (schema.AXES_KEY, json.dumps(merged)))
+
+        self._retry(write)
+
+    def axes(self) -> dict[str, dict[str, Any]]:
+        """``meta.axes``: column -> {"table", "key", "numeric"} of every swept setting."""
+        return self._retry(schema.read_axes)
 
     def set_meta(self, key: str, value: str) -> None:
         def write(con):
@@ -217,15 +247,16 @@ class ResultsStore:
         con.execute("ATTACH DATABASE ? AS src", (other,))
         try:
             with self._transaction(con):
+                extra = self._merge_axes(con)
                 con.execute("DROP TABLE IF EXISTS temp.take")
                 con.execute(TAKE_SQL)
-                cols = ", ".join(RESULT_COLUMNS)
+                cols = ", ".join((*RESULT_COLUMNS, *extra["results"]))
                 con.execute("DELETE FROM main.results WHERE cell_id IN (SELECT cell_id FROM temp.take)")
                 con.execute(
                     f"INSERT INTO main.results ({cols}) SELECT {cols} FROM src.results "
                     "WHERE cell_id IN (SELECT cell_id FROM temp.take)"
                 )
-                ccols = ", ".join(CELL_COLUMNS)
+                ccols = ", ".join((*CELL_COLUMNS, *extra["cells"]))
                 con.execute(
                     f"INSERT OR REPLACE INTO main.cells ({ccols}) SELECT {ccols} FROM src.cells "
                     "WHERE cell_id IN (SELECT cell_id FROM temp.take)"
@@ -235,6 +266,18 @@ class ResultsStore:
         finally:
             con.execute("DETACH DATABASE src")
         return taken
+
+    def _merge_axes(self, con: sqlite3.Connection) -> dict[str, list[str]]:
+        """The attached store's swept-setting columns, added to this one; ``meta.axes`` merged."""
+        extra: dict[str, list[str]] = {}
+        for table, fixed in (("cells", CELL_COLUMNS), ("results", RESULT_COLUMNS)):
+            info = con.execute(f"PRAGMA src.table_info({table})").fetchall()
+            types = {row[1]: schema.sql_type(row[2]) for row in info if row[1] not in fixed}
+            self._add_columns(con, types)
+            extra[table] = list(types)
+        merged = schema.merge_axes(schema.read_axes(con), schema.read_axes(con, "src"))
+        con.execute("INSERT OR REPLACE INTO main.meta VALUES (?, ?)", (schema.AXES_KEY, json.dumps(merged)))
+        return extra
 
 
 def _row_values(row: dict[str, Any]) -> dict[str, Any]:

@@ -172,6 +172,7 @@ def run_sweep(
     store.set_meta("sweep", spec.name)
     store.add_expected(c.cell_id for c in cells)
     store.set_meta("spec", json.dumps(dataclasses.asdict(spec), default=str, sort_keys=True))
+    store.record_axes(spec.axes_meta())  # the swept settings' columns, before any cell writes them
     meta = _versions()
     pretrained: dict[str, Any] = {}  # encoder_key -> pretrain run dir (or the exception it raised)
     todo = plan.todo

@@ -10,12 +10,12 @@ clip's ``FeatureSettings``, so a 1-s clip gives a 12 x 9 patch grid, never Audio
 from __future__ import annotations
 
 from types import MappingProxyType
-from typing import Any
-
-import torch
-from transformers import ASTConfig, ASTModel
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+
+if TYPE_CHECKING:  # the preset table and its checks stay torch-free: configs and --help read them
+    from transformers import ASTConfig, ASTModel
 
 _ARCH = dict(patch_size=16, frequency_stride=10, time_stride=10)
 # heads = hidden // 64 everywhere, so a config can be inferred from weights alone.
@@ -58,6 +58,8 @@ def patch_grid(config: Any) -> tuple[int, int]:
 
 def preset_config(preset: str, features: Any = None) -> ASTConfig:
     """ASTConfig for a preset whose input shape comes from the feature settings."""
+    from transformers import ASTConfig
+
     check_preset(preset)
     features = default_features(features)
     shape: dict[str, Any] = dict(PRESETS[preset], max_length=features.max_length, num_mel_bins=features.num_mel_bins)
@@ -67,6 +69,9 @@ def preset_config(preset: str, features: Any = None) -> ASTConfig:
 
 def random_encoder(config: ASTConfig, seed: int) -> ASTModel:
     """A freshly initialised encoder; the same seed gives the same weights."""
+    import torch
+    from transformers import ASTModel
+
     # fork_rng: seeding must not disturb the caller's global RNG stream.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -29,9 +29,10 @@ EPILOG = (
 def run(config: Path | None, flags: dict[str, Any]) -> None:
     """Resolve defaults < --config TOML [pretrain] < flags, pretrain, print where the encoder is."""
     from ..config import resolve
+
+    cfg = resolve(PretrainConfig, config, section="pretrain", overrides=flags)  # checked before torch loads
     from .train import pretrain as train
 
-    cfg = resolve(PretrainConfig, config, section="pretrain", overrides=flags)
     run_dir = train(cfg)
     if int(os.environ.get("RANK", "0")) == 0:  # one line per launch, not per torchrun process
         typer.echo(done_line(run_dir, cfg.data))

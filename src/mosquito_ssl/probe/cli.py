@@ -161,7 +161,6 @@ def _own_options_only(command, probe: str):
 def _run(probe: str, flags: dict[str, Any]) -> None:
     """Resolve the ProbeConfig (defaults < --config < flags), run it, print the table and where it is."""
     from ..config import resolve
-    from .run import run_probe
 
     config = flags.pop("config")
     flags["force"] = flags["force"] or None
@@ -169,6 +168,8 @@ def _run(probe: str, flags: dict[str, Any]) -> None:
     if flags["encoder_name"] is None:
         flags["encoder_name"] = legacy_name
     cfg = resolve(ProbeConfig, config, section="probe", overrides={**flags, "probe": probe})
+    from .run import run_probe  # torch loads after the settings are checked
+
     result = run_probe(cfg)
     typer.echo(_table(result.rows, "cv" if cfg.folds else "test"))
     typer.echo(

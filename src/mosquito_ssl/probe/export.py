@@ -102,10 +102,6 @@ def embed(
     ``layer`` None is the last; ``frame.attrs`` holds ``encoder``, ``layer`` and ``pooling``.
     ``data_options`` are ``OPTIONS`` (the data-source and front-end flags of the probe commands).
     """
-    from ..data.manifest import read_dataset
-    from .inputs import features_for, load_encoder_for
-    from .run import encoder_embeddings
-
     unknown = sorted(set(data_options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"embed() got unknown data options {unknown}: use {', '.join(OPTIONS)}")
@@ -120,6 +116,10 @@ def embed(
         cache_dir=None if cache_dir is None else Path(cache_dir),
         **data_options,
     )
+    from ..data.manifest import read_dataset  # the settings are checked before torch loads
+    from .inputs import features_for, load_encoder_for
+    from .run import encoder_embeddings
+
     model, settings = load_encoder_for(cfg)  # checks --layer against the encoder's depth
     options = {k: getattr(cfg, k) for k in DATA_OPTIONS}
     dataset = read_dataset(cfg.data, clip_seconds=settings.clip_seconds, **options)  # labels optional

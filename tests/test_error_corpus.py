@@ -1,0 +1,107 @@
+"""The user-mistake corpus, run as a new user meets it: real subprocesses of the installed
+``mosquito-ssl``. Each case exits 1 with exactly one ``error:`` line on stderr and no traceback,
+before any work (no run folder is left behind). Manifest and ``embed --out`` cases are in
+``test_cli_errors.py``; reports cases in ``test_reports_safety.py``."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from procs import fails
+
+pytestmark = pytest.mark.slow
+
+PRETRAIN = [
+    (["--epochs", "0"], "--epochs 0"),
+    (["--epochs", "-3"], "--epochs -3"),
+    (["--max-steps", "0"], "--max-steps 0"),
+    (["--batch-size", "0"], "--batch-size 0"),
+    (["--lr", "-1"], "--lr -1"),
+    (["--grad-accum", "0"], "--grad-accum 0"),
+    (["--workers", "-1"], "--workers -1"),
+    (["--preset", "huge"], "--preset 'huge'"),
+    (["--sample-rate", "1000000"], "--sample-rate 1000000"),
+    (["--mask-strength", "abc"], "--mask-strength 'abc'"),
+    (["--method", "mae", "--mask-strength", "2"], "--mask-strength is a setting of --method reconstruct"),
+    (["--method", "reconstruct", "--mask-ratio", "0.5"], "--mask-ratio is a setting of --method mae, teacher"),
+    (["--method", "simclr"], "--method 'simclr'"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), PRETRAIN, ids=[" ".join(a) for a, _ in PRETRAIN])
+def test_pretrain_mistakes(synth, tmp_path, args, says):
+    line = fails("pretrain", synth, "--preset", "tiny", "--out", tmp_path / "runs", *args, cache=tmp_path / "c")
+    assert says in line, line
+    assert not (tmp_path / "runs").exists(), "a run folder was created before the settings were checked"
+
+
+def _init_files(tmp_path):
+    text = tmp_path / "notes.pth"
+    text.write_text("not a model")
+    truncated = tmp_path / "truncated.pth"
+    torch.save({"w": torch.zeros(100)}, truncated)
+    truncated.write_bytes(truncated.read_bytes()[:50])
+    pickled = tmp_path / "pickled.pth"
+    pickled.write_bytes(pickle.dumps({"a": object}))  # weights_only refuses it: nothing runs
+    return {"text": text, "truncated": truncated, "pickle": pickled}
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "pickle"])
+def test_init_from_a_file_that_is_no_model(synth, tmp_path, kind):
+    path = _init_files(tmp_path)[kind]
+    args = ["--preset", "tiny", "--epochs", "1", "--out", tmp_path / "runs", "--init-from", path]
+    line = fails("pretrain", synth, *args, cache=tmp_path / "c")
+    assert f"--init-from {path}" in line, line
+
+
+PROBE = [
+    (["linear", "--batch-size", "0"], "--batch-size 0"),
+    (["linear", "--batch-size", "-5"], "--batch-size -5"),
+    (["finetune", "--lr", "-1"], "--lr -1"),
+    (["linear", "--folds", "x"], "--folds 'x'"),
+    (["linear", "--pooling", "max"], "--pooling 'max'"),
+    (["linear", "--sample-rate", "1000000"], "--sample-rate 1000000"),
+]
+
+
+@pytest.mark.parametrize(("args", "says"), PROBE, ids=[" ".join(a) for a, _ in PROBE])
+def test_probe_mistakes(synth, tmp_path, args, says):
+    kind, *rest = args
+    line = fails("probe", kind, synth, "--encoder", "random:tiny", "--out", tmp_path / "p", *rest, cache=tmp_path / "c")
+    assert says in line, line
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("batch", ["0", "-5"])
+def test_embed_batch_size_is_checked_and_leaves_no_cache(synth, tmp_path, batch):
+    cache = tmp_path / "c"
+    line = fails("embed", synth, "--encoder", "random:tiny", "--batch-size", batch, "--out", tmp_path / "e.npz", cache=cache)
+    assert f"--batch-size {batch}" in line, line
+    assert not (cache / "embeddings").exists() or not any((cache / "embeddings").iterdir())
+
+
+SPEC = [
+    ("pretrain.preset", '"huge"', "huge"),
+    ("pretrain.epochs", '"ten"', "ten"),
+    ("pretrain.epochs", "0", "epochs"),
+    ("pretrain.batch_size", "0", "batch"),
+    ("pretrain.lr", "-1.0", "lr"),
+    ("pretrain.grad_accum", "0", "grad"),
+    ("pretrain.workers", "-1", "workers"),
+    ("probe.batch_size", "0", "batch"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "says"), SPEC, ids=[f"{k}={v}" for k, v, _ in SPEC])
+def test_a_bad_sweep_spec_is_refused_by_the_dry_run(synth, tmp_path, key, value, says):
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f'[sweep]\nname = "s"\nout = "{tmp_path / "out"}"\npretrain_data = "{synth}"\n'
+        '[pretrain]\npreset = "tiny"\nepochs = 1\n'
+    )
+    line = fails("benchmarks", "run", spec, "--dry-run", "--set", f"{key}={value}", cache=tmp_path / "c")
+    assert says in line.lower().replace("-", "_") or says in line, line
+    assert not (tmp_path / "out").exists()
