@@ -60,7 +60,7 @@ def test_pretrain_log_has_epoch_lines_and_no_raw_dictionaries(pretrained):
     epochs = [
         line
         for line in lines
-        if re.search(r"epoch \d+/2: train loss \S+, (?:eval_mse|eval loss) \S+ \(best \S+\)", line)
+        if re.search(r"epoch \d+/2: train loss \S+, validation masked-patch MSE \S+ \(best \S+\)", line)
     ]
     assert len(epochs) == EPOCHS, text
     assert "step/s" not in text and "it/s" not in text, text  # no training / Trainer progress bar in a file

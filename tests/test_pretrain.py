@@ -70,6 +70,9 @@ def test_tiny_run_writes_final_loadable_with_plain_transformers(tiny_run):
         "metrics.json",
     ):
         assert (final / name).is_file(), name
+    mode = runs.file_mode()  # the umask's, for the HF weights too (safetensors writes them 0600)
+    checkpoints = list(run_dir.glob("checkpoint-*/model.safetensors"))
+    assert checkpoints and all(p.stat().st_mode & 0o777 == mode for p in [*final.iterdir(), *checkpoints])
     assert runs.is_done(run_dir)
     encoder = ASTModel.from_pretrained(final)
     extractor = ASTFeatureExtractor.from_pretrained(final)

@@ -76,6 +76,24 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def file_mode() -> int:
+    """The mode a new file gets under the current umask (0644 under the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def umask_modes(folder: Path) -> None:
+    """Give the files of ``folder`` the umask's mode: libraries that write through ``mkstemp``
+    (safetensors' ``model.safetensors``) leave them 0600, unreadable to the rest of a group."""
+    mode = file_mode()
+    if not Path(folder).is_dir():  # a rank that saved nothing
+        return
+    for path in Path(folder).iterdir():
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 @contextmanager
 def atomic_file(path: Path) -> Iterator[IO[bytes]]:
     """A binary file at a temporary name in ``path``'s folder, fsynced and renamed to ``path`` at the end.
@@ -91,9 +109,7 @@ def atomic_file(path: Path) -> Iterator[IO[bytes]]:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -59,7 +59,7 @@ def _is_number(value: Any) -> bool:
 
 def _config(table: str) -> type:
     if table == "pretrain":
-        from ..pretrain.train import PretrainConfig
+        from ..pretrain.config import PretrainConfig
 
         return PretrainConfig
     from ..probe.config import ProbeConfig

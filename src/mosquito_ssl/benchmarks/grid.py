@@ -138,7 +138,7 @@ def _check_numbers(out: dict[str, tuple]) -> None:
 
 
 def _pretrain_default(name: str) -> Any:
-    from ..pretrain.train import PretrainConfig
+    from ..pretrain.config import PretrainConfig
 
     return next(f.default for f in dataclasses.fields(PretrainConfig) if f.name == name)
 

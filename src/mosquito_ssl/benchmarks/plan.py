@@ -179,7 +179,7 @@ def count_clips(data: Path, **kwargs) -> int | None:
 
 def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[int, int], store: Path) -> Plan:
     from ..config import resolve
-    from ..pretrain.train import PretrainConfig
+    from ..pretrain.config import PretrainConfig
     from ..probe.config import ProbeConfig
 
     # the data settings every pretraining shares: [pretrain] without the methods' own settings

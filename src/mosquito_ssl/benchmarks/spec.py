@@ -103,7 +103,7 @@ class SweepSpec:
 
     @property
     def preset(self) -> str:
-        from ..pretrain.train import PretrainConfig
+        from ..pretrain.config import PretrainConfig
 
         return self.pretrain.get("preset", _default(PretrainConfig, "preset"))
 
@@ -175,7 +175,7 @@ class SweepSpec:
     def pretrain_config(self, cell: Cell, force: bool = False):
         """The pretraining of an ssl cell; its run dir is named by the hash of its science."""
         from ..config import resolve
-        from ..pretrain.train import PretrainConfig
+        from ..pretrain.config import PretrainConfig
 
         # [pretrain] may hold settings of several methods: each cell takes its own method's.
         own = {k: v for k, v in self.pretrain.items() if not owners(k) or cell.method in owners(k)}

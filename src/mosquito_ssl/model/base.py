@@ -78,7 +78,7 @@ class SSLModel(nn.Module):
 
     def save(self, folder: str | Path, features: Any) -> Path:
         """Write ``final/``: HF encoder + preprocessor config + model.pth + ssl_config.json."""
-        from ..runs import write_bytes_atomic, write_json_atomic
+        from ..runs import umask_modes, write_bytes_atomic, write_json_atomic
 
         folder = Path(folder)
         self.encoder.save_pretrained(folder)
@@ -87,4 +87,5 @@ class SSLModel(nn.Module):
         torch.save({k: v.detach().cpu() for k, v in self.state_dict().items()}, buffer)
         write_bytes_atomic(folder / "model.pth", buffer.getvalue())
         write_json_atomic(folder / "ssl_config.json", self.ssl_config())
+        umask_modes(folder)
         return folder

@@ -89,6 +89,6 @@ class EpochReport(TrainerCallback):
 
 
 def epoch_line(epoch: float | None, epochs: int, train: float | None, label: str, value: float, best: float) -> str:
-    """``epoch 3/10: train loss 0.1012, eval loss 0.0998 (best 0.0995)``."""
+    """``epoch 3/10: train loss 0.1012, validation masked-patch MSE 0.0998 (best 0.0995)``."""
     train_text = "n/a" if train is None else f"{train:.4g}"
     return f"epoch {round(epoch or 0)}/{epochs}: train loss {train_text}, {label} {value:.4g} (best {best:.4g})"

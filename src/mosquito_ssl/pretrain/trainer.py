@@ -19,7 +19,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.integrations import TensorBoardCallback
 
-from .. import training
+from .. import runs, training
 from ..model import methods
 from .progress import EpochReport
 
@@ -91,6 +91,10 @@ class MethodStepCallback(TrainerCallback):
     def on_step_begin(self, args, state, control, model=None, **kwargs):
         if model is not None:
             model.rng_step = (args.seed, state.global_step)
+
+    def on_save(self, args, state, control, **kwargs):
+        # the Trainer's model.safetensors is written 0600; the rest of a checkpoint follows the umask
+        runs.umask_modes(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         hook = getattr(model, "after_optimizer_step", None)
