@@ -11,10 +11,11 @@ import pandas as pd
 import pytest
 
 from mosquito_ssl import runs
-from mosquito_ssl.benchmarks import schema, sweep
+from mosquito_ssl.benchmarks import sweep
 from mosquito_ssl.benchmarks.spec import SweepSpec
-from mosquito_ssl.benchmarks.store import ResultsStore, merge_stores
 from mosquito_ssl.errors import StoreError
+from mosquito_ssl.store import schema
+from mosquito_ssl.store.write import ResultsStore, merge_stores
 from test_bench_store import cell, rows
 
 # The schema of version 2 as the code before setting axes wrote it (git 6c12c96, schema.py).
@@ -103,7 +104,7 @@ def test_schema_module_needs_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, mosquito_ssl.benchmarks.schema; assert 'torch' not in sys.modules"
+    code = "import sys, mosquito_ssl.store.schema; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
     assert schema.SCHEMA_VERSION == "3"
 

@@ -9,8 +9,8 @@ from contextlib import closing
 import pandas as pd
 import pytest
 
-from mosquito_ssl.benchmarks.store import CELL_COLUMNS, RESULT_COLUMNS, ResultsStore, merge_stores
 from mosquito_ssl.errors import StoreError
+from mosquito_ssl.store.write import CELL_COLUMNS, RESULT_COLUMNS, ResultsStore, merge_stores
 
 
 def cell(cell_id: str, **kw) -> dict:

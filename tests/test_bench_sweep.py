@@ -11,8 +11,8 @@ from mosquito_ssl import runs
 from mosquito_ssl.benchmarks import sweep
 from mosquito_ssl.benchmarks.plan import parse_shard, select_shard, shard_store_path
 from mosquito_ssl.benchmarks.spec import SweepSpec
-from mosquito_ssl.benchmarks.store import ResultsStore, merge_stores
 from mosquito_ssl.errors import ConfigError
+from mosquito_ssl.store.write import ResultsStore, merge_stores
 from test_bench_spec import write_spec
 
 SMALL = ["grid.mask_strength=[1.0]", "grid.freeze=['frozen']", "grid.seed=[0]"]

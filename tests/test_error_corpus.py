@@ -78,7 +78,9 @@ def test_probe_mistakes(synth, tmp_path, args, says):
 @pytest.mark.parametrize("batch", ["0", "-5"])
 def test_embed_batch_size_is_checked_and_leaves_no_cache(synth, tmp_path, batch):
     cache = tmp_path / "c"
-    line = fails("embed", synth, "--encoder", "random:tiny", "--batch-size", batch, "--out", tmp_path / "e.npz", cache=cache)
+    line = fails(
+        "embed", synth, "--encoder", "random:tiny", "--batch-size", batch, "--out", tmp_path / "e.npz", cache=cache
+    )
     assert f"--batch-size {batch}" in line, line
     assert not (cache / "embeddings").exists() or not any((cache / "embeddings").iterdir())
 

@@ -79,7 +79,9 @@ def _method_name_comparisons(path: Path) -> list[str]:
 
 def test_no_source_line_outside_the_registry_compares_a_method_name():
     registry = {SRC / "model" / "methods.py", SRC / "model" / "method_settings.py"}
-    found = [hit for path in sorted(SRC.rglob("*.py")) if path not in registry for hit in _method_name_comparisons(path)]
+    found = [
+        hit for path in sorted(SRC.rglob("*.py")) if path not in registry for hit in _method_name_comparisons(path)
+    ]
     assert not found, f"method names compared outside model/methods.py: {found}"
 
 

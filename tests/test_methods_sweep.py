@@ -8,8 +8,8 @@ from contextlib import closing
 import pytest
 
 from mosquito_ssl.benchmarks.spec import SweepSpec
-from mosquito_ssl.benchmarks.store import SCHEMA_VERSION, ResultsStore
 from mosquito_ssl.errors import ConfigError
+from mosquito_ssl.store.write import SCHEMA_VERSION, ResultsStore
 from test_bench_spec import SPEC, write_spec
 
 METHOD_SPEC = SPEC.replace('method = ["reconstruct"]', 'method = ["reconstruct", "mae", "teacher"]')

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .schema import AXIS_COLUMN, FIXED_COLUMNS
+from ..store.schema import AXIS_COLUMN, FIXED_COLUMNS
 
 SETTING_TABLES = ("pretrain", "probe")
 # [pretrain] settings with a bare [grid] name, their own store column and a default list; they

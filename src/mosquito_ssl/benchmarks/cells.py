@@ -23,8 +23,8 @@ from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from ..model import methods
 from ..probe.kinds import FINETUNE, HANDCRAFTED_PROBES, pairs
+from ..store.schema import SETTING_COLUMNS
 from .axes import Axis
-from .schema import SETTING_COLUMNS
 
 if TYPE_CHECKING:
     from .spec import SweepSpec

@@ -20,7 +20,7 @@ import typer
 from ..options import ForceOpt, OutOpt
 
 if TYPE_CHECKING:
-    from .store import ResultsStore
+    from ..store.write import ResultsStore
 from ..speed.cli import EPILOG as SPEED_EPILOG
 from ..speed.cli import speed
 
@@ -105,7 +105,7 @@ def merge(
     shards: Annotated[list[Path], typer.Argument(help="Shard stores to merge into OUT.")],
 ) -> None:
     """Merge shard stores into one (idempotent; a done cell beats a failed one)."""
-    from .store import ResultsStore, merge_stores
+    from ..store.write import ResultsStore, merge_stores
 
     taken = merge_stores(out, list(shards))
     for shard, count in taken.items():
@@ -129,7 +129,7 @@ def status(
     set_: SetOpt = None,
 ) -> None:
     """Count done, failed (with their errors) and pending cells of a store."""
-    from .store import ResultsStore
+    from ..store.write import ResultsStore
 
     results = ResultsStore(store, create=False)
     typer.echo(_status_line(results))

@@ -21,9 +21,9 @@ from typing import Any
 
 from .. import runs
 from ..errors import StoreError
+from ..store.write import ResultsStore
 from .plan import Plan, make_plan, select_shard, shard_store_path
 from .spec import Cell, SweepSpec
-from .store import ResultsStore
 
 log = logging.getLogger(__name__)
 

@@ -72,7 +72,11 @@ class ASTMAE(SSLModel):
         x = input_values
         check_input(self.encoder, x)
         keep, masked = random_patch_mask(
-            x.shape[0], self.n_patches, self.settings.mask_ratio, self.batch_generator(x.device, kwargs.get("clip_index")), x.device
+            x.shape[0],
+            self.n_patches,
+            self.settings.mask_ratio,
+            self.batch_generator(x.device, kwargs.get("clip_index")),
+            x.device,
         )
         tokens, _ = encode_visible(self.encoder, x, keep)
         pred = self.decoder(tokens[:, 2:], keep, self.n_patches)

@@ -73,7 +73,11 @@ class ASTTeacher(SSLModel):
             target = teacher_targets(states, self.top_k)
         xs = x.repeat_interleave(s.views, dim=0)
         keep, masked = random_patch_mask(
-            xs.shape[0], self.n_patches, s.mask_ratio, self.batch_generator(x.device, kwargs.get("clip_index")), x.device
+            xs.shape[0],
+            self.n_patches,
+            s.mask_ratio,
+            self.batch_generator(x.device, kwargs.get("clip_index")),
+            x.device,
         )
         tokens, _ = encode_visible(self.encoder, xs, keep)
         pred = self.decoder(tokens[:, N_SPECIAL:], keep, self.n_patches)

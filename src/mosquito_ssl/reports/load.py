@@ -1,183 +1,35 @@
-"""Reading a results store and the run artifacts it points to; nothing here computes results.
+"""The run artifacts a results store points to (confusion matrices, predictions, pretraining
+histories, protocol lines); nothing here computes results. The store itself is read by
+``store.read.load_store``, re-exported here::
 
     store = load_store(Path("runs/sweep/results.sqlite"))
-    store.results   # long format, done cells only; store.cells  # every cell, done and failed
-    store.axes      # schema 3: the swept [pretrain]/[probe] settings, one extra column each
+    read_confusion(store.done["run_dir"].iloc[0])
 
-The store (SQLite, WAL) is written by the benchmarks stage, possibly while we read it, so it
-is opened read-only (``mode=ro``). Artifact readers return None when a file is missing or
-unreadable: a failed or cleaned-up cell must never break a report, it only skips a plot.
+Artifact readers return None when a file is missing or unreadable: a failed or cleaned-up cell
+must never break a report, it only skips a plot.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from contextlib import closing
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import StoreError
+from ..store.read import Store, load_store
+from ..store.schema import FIXED_SETTINGS, MASK_COLUMNS, SSL_COLUMNS
+from ..store.schema import RESULT_COLUMNS as RESULT_FIXED_COLUMNS
+
+__all__ = ["FIXED_SETTINGS", "MASK_COLUMNS", "RESULT_FIXED_COLUMNS", "SSL_COLUMNS", "Store", "load_store"]
 
 log = logging.getLogger(__name__)
-
-SQLITE_MAGIC = b"SQLite format 3\x00"
-RUN_HINT = "run `mosquito-ssl benchmarks run` first"
-# Columns that describe the masking setting of an ssl cell; NULL for baselines.
-MASK_COLUMNS = ("mask_strength", "mask_kind", "loss_on")
-# Columns that describe how an ssl encoder was pretrained; NULL for baselines.
-SSL_COLUMNS = ("method", *MASK_COLUMNS)
-# The setting columns of every schema version (DEVELOPERS.md), usable as table keys; schema 3 adds
-# one column per swept setting (``Store.axes``).
-FIXED_SETTINGS = ("encoder", *SSL_COLUMNS, "freeze", "probe", "pooling", "seed")
-# The results table of schema 2; schema 3 adds the axes' columns to it.
-RESULT_FIXED_COLUMNS = ("cell_id", "sweep", *FIXED_SETTINGS[:-1], "layer", "seed", "split", "metric", "value")
 BASELINE_LABELS = {
     "random": "no pretraining",
     "handcrafted": "hand-crafted features",
     "logmel": "log-mel mean/std",
     "audioset": "AudioSet AST (supervised)",
 }
-
-
-@dataclass(frozen=True)
-class Store:
-    """A loaded results store: ``cells`` (all), ``results`` (rows of done cells only) and ``axes``
-    (schema 3: swept setting column -> {"table": "pretrain"|"probe", "key": ..., "numeric": bool};
-    ``{}`` for older stores)."""
-
-    path: Path
-    cells: pd.DataFrame
-    results: pd.DataFrame
-    axes: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def setting_columns(self) -> list[str]:
-        """Every column usable as a table key or in ``--reference``: the fixed ones, then the axes."""
-        return list(dict.fromkeys([*FIXED_SETTINGS, *self.axes]))
-
-    @property
-    def numeric_axes(self) -> list[str]:
-        return [col for col, axis in self.axes.items() if axis["numeric"]]
-
-    @property
-    def pretrain_settings(self) -> list[str]:
-        """Settings of the pretraining (NULL for baselines): a reference need not share them."""
-        return [*SSL_COLUMNS, *(col for col, axis in self.axes.items() if axis["table"] == "pretrain")]
-
-    @property
-    def done(self) -> pd.DataFrame:
-        return self.cells[self.cells["status"] == "done"]
-
-    @property
-    def failed(self) -> pd.DataFrame:
-        return self.cells[self.cells["status"] != "done"]
-
-
-def _connect_ro(path: Path) -> sqlite3.Connection:
-    # as_uri() percent-encodes '?' and '#' in the path, which a bare "file:" string would not.
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise StoreError(f"results store {path} does not exist: {RUN_HINT}, or pass the store's path")
-    if path.is_dir():
-        hint = path / "results.sqlite"
-        more = f" (did you mean {hint}?)" if hint.exists() else ""
-        raise StoreError(f"results store {path} is a directory, not a SQLite file{more}")
-    with path.open("rb") as fh:
-        head = fh.read(len(SQLITE_MAGIC))
-    # An empty file is what sqlite3.connect leaves behind when pointed at a wrong path.
-    if head != SQLITE_MAGIC:
-        what = "is empty" if not head else "is not a SQLite results store"
-        raise StoreError(f"{path} {what}: {RUN_HINT} to create one")
-
-
-def _read(path: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """The ``cells`` table, the result rows of done cells and the ``meta`` key/values ({} if none)."""
-    try:
-        with closing(_connect_ro(path)) as con:
-            tables = set(pd.read_sql("SELECT name FROM sqlite_master WHERE type='table'", con)["name"])
-            missing = {"cells", "results"} - tables
-            if missing:
-                raise StoreError(
-                    f"{path} has no table(s) {', '.join(sorted(missing))}: it is not a results "
-                    f"store written by the benchmarks stage; {RUN_HINT}"
-                )
-            cells = pd.read_sql("SELECT * FROM cells", con)
-            results = pd.read_sql(
-                "SELECT r.* FROM results r JOIN cells c ON r.cell_id = c.cell_id WHERE c.status = 'done'", con
-            )
-            meta = dict(con.execute("SELECT key, value FROM meta").fetchall()) if "meta" in tables else {}
-    except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot read results store {path} ({exc}): {RUN_HINT}") from exc
-    return cells, results, meta
-
-
-def parse_axes(text: str | None, path: Path) -> dict[str, dict]:
-    """``meta.axes`` (schema 3) -> {column: {"table", "key", "numeric"}}; {} when absent (schema 1-2)."""
-    if not text:
-        return {}
-    try:
-        axes = json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"results store {path}: meta 'axes' is not JSON ({exc}); re-run the sweep") from exc
-    if not isinstance(axes, dict) or not all(isinstance(v, dict) for v in axes.values()):
-        raise StoreError(f"results store {path}: meta 'axes' must map column -> {{table, key, numeric}}")
-    return {
-        str(col): {"table": v.get("table"), "key": v.get("key", col), "numeric": bool(v.get("numeric", False))}
-        for col, v in axes.items()
-    }
-
-
-def _axis_columns(frame: pd.DataFrame, axes: dict[str, dict], path: Path, table: str) -> pd.DataFrame:
-    """Numeric axes as float (NULL -> NaN); an axis the table lacks reads as not applicable."""
-    out = frame.copy()
-    for col, axis in axes.items():
-        if col not in out.columns:
-            log.warning("%s: axis column %s missing from table %s; read as NULL", path, col, table)
-            out[col] = None
-        if axis["numeric"]:
-            out[col] = pd.to_numeric(out[col], errors="coerce").astype(float)
-    return out
-
-
-def load_store(path: Path) -> Store:
-    """Read ``cells``, ``results`` and the axes from a store; StoreError when there is nothing to report."""
-    path = Path(path)
-    _check_file(path)
-    cells, results, meta = _read(path)
-    if cells.empty:
-        raise StoreError(f"results store {path} has no cells: {RUN_HINT}")
-    if results.empty:
-        failed = cells[cells["status"] != "done"]
-        first = f"; first error: {failed['error'].iloc[0]}" if len(failed) else ""
-        raise StoreError(
-            f"results store {path} has no results from done cells ({len(failed)} failed{first}): "
-            f"fix the failure and {RUN_HINT.replace(' first', ' again')}"
-        )
-    if "method" not in cells.columns:
-        cells["method"] = cells["encoder"].map({"ssl": "reconstruct"})
-    axes = parse_axes(meta.get("axes"), path)
-    cells = _axis_columns(cells, axes, path, "cells")
-    results = _axis_columns(_normalise(results), axes, path, "results")
-    return Store(path=path, cells=cells, results=results, axes=axes)
-
-
-def _normalise(results: pd.DataFrame) -> pd.DataFrame:
-    """Nullable integer layer/seed (SQLite returns floats when NULLs are present)."""
-    out = results.copy()
-    if "method" not in out.columns:  # a store written before the method axis: ssl meant reconstruct
-        out.insert(out.columns.get_loc("encoder") + 1, "method", None)
-        out.loc[out["encoder"] == "ssl", "method"] = "reconstruct"
-    for col in ("layer", "seed"):
-        out[col] = pd.to_numeric(out[col]).astype("Int64")
-    out["mask_strength"] = pd.to_numeric(out["mask_strength"]).astype(float)
-    return out
 
 
 def _existing(directory: str | None, name: str) -> Path | None:

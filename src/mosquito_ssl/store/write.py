@@ -7,9 +7,8 @@ Owns the writes and the sweep's own bookkeeping reads: the one-transaction commi
 finished cell (stale rows deleted, new rows inserted, ``cells`` row upserted with status
 ``done``; a swept setting's column added on demand), failure records, expected cells,
 ``meta.axes`` (``record_axes``) and merging shard stores. The schema and its migration are
-``schema.py``'s. Writers from several processes are safe: WAL, ``busy_timeout`` and a retry
-with backoff on "database is locked". Reports (and the demo's summary) read a store through
-``reports/load.py`` only.
+``schema.py``'s, reading for reports ``read.py``'s. Writers from several processes are safe:
+WAL, ``busy_timeout`` and a retry with backoff on "database is locked".
 """
 
 from __future__ import annotations

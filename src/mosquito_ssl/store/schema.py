@@ -3,7 +3,7 @@
     mosquito-ssl benchmarks status runs/demo/results.sqlite   # opens (and migrates) a store
 
 The schema is the contract of DEVELOPERS.md ("results store") between the benchmarks stage,
-which writes it (``store.py``), and the reports stage, which reads it (``reports/load.py``).
+which writes it (``write.py``), and the reports stage, which reads it (``read.py``).
 Besides the fixed columns below, a sweep adds one column per setting it sweeps (a grid key
 ``"pretrain.mask_ratio"`` -> column ``mask_ratio``) to both tables, described in ``meta.axes``:
 ``{column: {"table": "pretrain" | "probe", "key": KEY, "numeric": bool}}`` (REAL when numeric,
@@ -50,6 +50,11 @@ CELL_COLUMNS = (
     "finished_at",
 )
 RESULT_COLUMNS = (*SETTING_COLUMNS[:-1], "layer", "seed", "split", "metric", "value")
+# Reading side: the masking settings of an ssl cell and how its encoder was pretrained (NULL for
+# baselines); the fixed setting columns usable as table keys (schema 3 adds one per swept setting).
+MASK_COLUMNS = ("mask_strength", "mask_kind", "loss_on")
+SSL_COLUMNS = ("method", *MASK_COLUMNS)
+FIXED_SETTINGS = SETTING_COLUMNS[2:]
 FIXED_COLUMNS = frozenset(CELL_COLUMNS) | frozenset(RESULT_COLUMNS)  # a swept setting may not take these
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells(cell_id TEXT PRIMARY KEY, sweep TEXT, encoder TEXT, method TEXT,
@@ -79,8 +84,20 @@ def read_meta(con: sqlite3.Connection, key: str, schema: str = "main") -> str | 
 
 def read_axes(con: sqlite3.Connection, schema: str = "main") -> dict[str, dict[str, Any]]:
     """``meta.axes`` of a store of any version ({} before version 3 or when nothing was swept)."""
-    text = read_meta(con, AXES_KEY, schema)
-    return json.loads(text) if text else {}
+    return parse_axes(read_meta(con, AXES_KEY, schema))
+
+
+def parse_axes(text: str | None) -> dict[str, dict[str, Any]]:
+    """``meta.axes`` text -> {column: {"table", "key", "numeric"}}; ValueError when it is not that."""
+    if not text:
+        return {}
+    axes = json.loads(text)
+    if not isinstance(axes, dict) or not all(isinstance(v, dict) for v in axes.values()):
+        raise ValueError("meta 'axes' must map column -> {table, key, numeric}")
+    return {
+        str(col): {"table": v.get("table"), "key": v.get("key", col), "numeric": bool(v.get("numeric", False))}
+        for col, v in axes.items()
+    }
 
 
 def merge_axes(old: dict[str, dict], new: dict[str, dict]) -> dict[str, dict]:
