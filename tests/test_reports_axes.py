@@ -111,11 +111,11 @@ def test_any_setting_as_rows_or_columns(v3):
     cfg = ReportConfig(store=store, rows=("freeze",), columns=("mask_ratio",), metrics=("macro_f1",))
     prep = analyse(prepare(cfg), cfg)
     table = tables.wide(prep.agg, prep.keys, cfg.columns, tables.NumberFormat())
-    assert list(table.columns) == ["0.6", "0.8", "n/a"]  # n/a: cells the setting does not apply to
+    assert list(table.columns) == ["mask_ratio=0.6", "mask_ratio=0.8", "n/a"]  # n/a: cells it does not apply to
     assert table.index.name == "method, freeze, mask_strength"  # the method always names a row first
     res = headline(store, "macro_f1")
     cell = res[(res["mask_ratio"] == 0.6) & (res["freeze"] == "full")]["value"]
-    assert table.loc["mae, freeze=full", "0.6"].startswith(f"{cell.mean():.3f} ± {cell.std():.3f}")
+    assert table.loc["mae, freeze=full", "mask_ratio=0.6"].startswith(f"{cell.mean():.3f} ± {cell.std():.3f}")
     assert table.loc["mae, freeze=full", "n/a"] == tables.MISSING
 
 

@@ -89,9 +89,10 @@ def _panel(ax, ssl, base, axis: str, palette: dict, freezes, styles: dict, upper
 
 
 def _baselines_without(data: pd.DataFrame, axis: str, keys) -> pd.DataFrame:
-    """Baseline rows labelled without ``axis`` (it is the x axis), e.g. ``no pretraining``."""
+    """Baseline rows labelled by the other varying settings, never by ``axis`` (the x axis): e.g.
+    ``no pretraining (max_clips_per_group=2)``, so baselines of different settings are not averaged."""
     base = data[data["encoder"] != "ssl"]
-    if base.empty or not base[axis].notna().any():
+    if base.empty:
         return base
     rest = [k for k in dict.fromkeys(keys) if k != axis and k not in LINE_KEYS]
     return base.assign(setting=[baseline_label(r, rest) for _, r in base.iterrows()])

@@ -128,8 +128,13 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
     """
     agg = agg.copy()
     agg["text"] = [cell_text(r, fmt, style) for _, r in agg.iterrows()]
+    order: list[str] = []
     for col in columns:  # a NULL column key (e.g. a baseline without freeze) still gets a column
-        agg[col] = agg[col].astype(object).where(agg[col].notna(), "n/a").map(value_text)
+        numeric = pd.api.types.is_numeric_dtype(agg[col]) and agg[col].notna().any()
+        if numeric:  # a number names nothing alone: "max_clips_per_group=5", in numeric order
+            order = [f"{col}={value_text(v)}" for v in sorted(agg[col].dropna().unique())] + ["n/a"]
+        text = agg[col].astype(object).where(agg[col].notna(), "n/a").map(value_text)
+        agg[col] = text.map(lambda v, c=col: v if v == "n/a" or not numeric else f"{c}={v}")
     several = agg["probe"].nunique() > 1 and "probe" not in columns
     index = ["probe", "setting"] if several else ["setting"]
     ordered = agg.sort_values([*index[:-1], "order", "setting"], kind="stable")
@@ -137,6 +142,8 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
     table = table.reindex(pd.unique(pd.MultiIndex.from_frame(ordered[index]) if len(index) > 1 else ordered[index[0]]))
     if list(columns) == ["freeze"]:
         table = table[freeze_order(table.columns)]
+    elif len(columns) == 1 and order:
+        table = table[[c for c in order if c in table.columns]]
     table.index = table.index.set_names([*index[:-1], ", ".join(index_keys)])
     return table.fillna("---" if style == "latex" else MISSING)
 
