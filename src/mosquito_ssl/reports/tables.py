@@ -134,7 +134,7 @@ def wide(agg: pd.DataFrame, index_keys, columns, fmt: NumberFormat, style: str =
         if numeric:  # a number names nothing alone: "max_clips_per_group=5", in numeric order
             order = [f"{col}={value_text(v)}" for v in sorted(agg[col].dropna().unique())] + ["n/a"]
         text = agg[col].astype(object).where(agg[col].notna(), "n/a").map(value_text)
-        agg[col] = text.where(~numeric | (text == "n/a"), col + "=" + text)
+        agg[col] = (col + "=" + text).where(text != "n/a", text) if numeric else text
     several = agg["probe"].nunique() > 1 and "probe" not in columns
     index = ["probe", "setting"] if several else ["setting"]
     ordered = agg.sort_values([*index[:-1], "order", "setting"], kind="stable")
