@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 def _cmd(data, out, workers, *extra):
     return [
         sys.executable, "-m", "mosquito_ssl", "pretrain", str(data), "--out", str(out), "--run-name", "r",
-        "--preset", "tiny", "--epochs", "3", "--batch-size", "4", "--grad-accum", "2", "--workers", str(workers),
+        "--preset", "tiny", "--epochs", "2", "--batch-size", "4", "--grad-accum", "2", "--workers", str(workers),
         "--lr", "1e-3", "--method", "mae", "--patience", "100", *extra,
     ]  # fmt: skip
 

@@ -49,7 +49,7 @@ def _init_files(tmp_path):
     return {"text": text, "truncated": truncated, "pickle": pickled}
 
 
-@pytest.mark.parametrize("kind", ["text", "truncated", "pickle"])
+@pytest.mark.parametrize("kind", ["text", "pickle"])  # a truncated file fails in torch.load like text
 def test_init_from_a_file_that_is_no_model(synth, tmp_path, kind):
     path = _init_files(tmp_path)[kind]
     args = ["--preset", "tiny", "--epochs", "1", "--out", tmp_path / "runs", "--init-from", path]

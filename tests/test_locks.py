@@ -267,11 +267,12 @@ def test_a_lock_file_that_cannot_be_created_names_the_folder_and_the_fix(tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("same_out", [False, True], ids=["shared-embeddings", "same-probe-run"])
-def test_two_concurrent_probe_commands_compute_the_embeddings_once(synth, tmp_path, stop, same_out):
+# Two probe runs that share one embeddings cache entry (two builders of one probe run folder:
+# tests/test_bench_concurrent.py, through two sweeps).
+def test_two_concurrent_probe_commands_compute_the_embeddings_once(synth, tmp_path, stop):
     builds, release = tmp_path / "builds", tmp_path / "release"
     env = dict(cli_env(), TEST_BUILDS=str(builds), TEST_RELEASE=str(release), MOSQUITO_SSL_CACHE=str(tmp_path / "c"))
-    outs = [tmp_path / "out"] * 2 if same_out else [tmp_path / "a", tmp_path / "b"]
+    outs = [tmp_path / "a", tmp_path / "b"]
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
 
     def probe(i: int) -> subprocess.Popen:
