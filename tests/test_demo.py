@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from mosquito_ssl import demo
@@ -39,6 +40,10 @@ def test_demo_runs_sweep_and_report_then_skips(tmp_path, monkeypatch):
     assert len(runner.calls) == CELLS
     report = tmp_path / "report" / "report.html"
     assert report.is_file()
+    # two seeds: no paired test can support a mark, and the statistics table says why
+    stats = pd.read_csv(tmp_path / "report" / "tables" / "stats.csv")
+    assert len(stats) and not stats["significant"].any() and stats["p_adjusted"].isna().all()
+    assert stats["note"].str.contains("2 pairs: too few to test").all()
     lines = result.output.strip().splitlines()
     assert (
         lines[-1]

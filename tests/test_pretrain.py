@@ -223,13 +223,20 @@ def test_validation_mse_is_deterministic(synth, tmp_path):
     assert a["val_mse"] > 0 and a["val_mse_masked"] is not None
 
 
-def test_a_checkpoint_killed_while_saving_its_state_is_not_resumed_from(tmp_path):
+def test_a_checkpoint_that_does_not_read_back_is_not_resumed_from(tmp_path, caplog):
     from mosquito_ssl.pretrain.trainer import last_complete_checkpoint
 
-    for step, state in ((2, '{"global_step": 2}'), (4, "")):  # checkpoint-4: killed mid-write
+    def checkpoint(step: int, state: str = '{"global_step": 1}', optimizer: bytes | None = None):
         folder = tmp_path / f"checkpoint-{step}"
         folder.mkdir()
         for name in ("optimizer.pt", "scheduler.pt"):
-            (folder / name).write_bytes(b"x")
+            torch.save({"state": {}}, folder / name)
+        if optimizer is not None:
+            (folder / "optimizer.pt").write_bytes(optimizer)
         (folder / "trainer_state.json").write_text(state)
+
+    checkpoint(2)
+    checkpoint(4, optimizer=b"\x80\x02garbage")  # a damaged file
+    checkpoint(6, state="")  # killed while the Trainer wrote its state
     assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-2")
+    assert sum("cannot be read back" in r.getMessage() for r in caplog.records) == 2

@@ -30,29 +30,39 @@ log = logging.getLogger(__name__)
 _CHECKPOINT_FILES = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 
 
-def _state_ok(checkpoint: Path) -> bool:
-    """trainer_state.json parses: a kill while the Trainer writes it leaves it empty or cut short."""
+def _readable(checkpoint: Path) -> bool:
+    """Every file a resume loads reads back: a kill while the Trainer writes trainer_state.json
+    leaves it cut short, and a damaged disk or copy leaves any of them unreadable."""
+    from safetensors import safe_open
+
     try:
         json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        log.warning("ignoring %s: its trainer_state.json is incomplete (the run was killed while saving)", checkpoint)
+        for name in ("optimizer.pt", "scheduler.pt"):
+            torch.load(checkpoint / name, map_location="cpu", weights_only=True)
+        weights = checkpoint / "model.safetensors"
+        if weights.exists():
+            with safe_open(str(weights), framework="pt") as fh:
+                fh.keys()
+    except Exception as exc:  # json, pickle, safetensors and torch each raise their own kinds
+        log.warning("ignoring %s: it cannot be read back (%s); resuming from an earlier one", checkpoint, exc)
         return False
     return True
 
 
 def last_complete_checkpoint(run_dir: Path) -> str | None:
-    """Newest ``checkpoint-N`` folder that holds every file a resume needs, else None."""
+    """Newest ``checkpoint-N`` folder that holds every file a resume needs, readable, else None."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         return None
     found = []
     for path in run_dir.glob("checkpoint-*"):
         match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir() and all((path / f).exists() for f in _CHECKPOINT_FILES) and _state_ok(path):
+        if match and path.is_dir() and all((path / f).exists() for f in _CHECKPOINT_FILES):
             found.append((int(match.group(1)), path))
-    if not found:
-        return None
-    return str(max(found)[1])
+    for _, path in sorted(found, reverse=True):  # the newest that reads back
+        if _readable(path):
+            return str(path)
+    return None
 
 
 class IndexedClips(torch.utils.data.Dataset):
