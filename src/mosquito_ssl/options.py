@@ -11,6 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from .data.feature_settings import FeatureSettings
+
 ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", "-c", help="TOML file with settings; flags given on the command line win."),
@@ -21,16 +23,13 @@ OutOpt = Annotated[Optional[Path], typer.Option("--out", "-o", help="Output dire
 PresetOpt = Annotated[
     Optional[str], typer.Option("--preset", help="Encoder preset built locally: tiny, small or base.")
 ]
-PretrainedOpt = Annotated[
-    Optional[Path],
-    typer.Option("--pretrained", help="Local HF AST checkpoint folder to start the encoder from."),
-]
 LayoutOpt = Annotated[
     Optional[str],
     typer.Option("--layout", help="Data layout: auto, flat, folders, csv or humbugdb."),
 ]
 ClipSecondsOpt = Annotated[
-    Optional[float], typer.Option("--clip-seconds", help="Clip length in seconds (default 1.0).")
+    Optional[float],
+    typer.Option("--clip-seconds", help=f"Clip length in seconds (default {FeatureSettings().clip_seconds:g})."),
 ]
 WindowOpt = Annotated[
     Optional[float],
@@ -54,19 +53,6 @@ GroupColumnOpt = Annotated[
 AudioDirOpt = Annotated[
     Optional[Path],
     typer.Option("--audio-dir", help="Folder holding the audio a CSV lists (default: the CSV's folder)."),
-]
-# The front end (data/feature_settings.py): pretraining sets it, and a checkpoint carries it in
-# its preprocessor_config.json; probes of random:<preset> and the baselines take it from flags.
-SampleRateOpt = Annotated[
-    Optional[int],
-    typer.Option("--sample-rate", help="Feature sample rate in Hz: audio is resampled to it (default 16000)."),
-]
-NumMelBinsOpt = Annotated[
-    Optional[int], typer.Option("--num-mel-bins", help="Mel bands of the log-mel features (128).")
-]
-NormalizeOpt = Annotated[
-    Optional[str],
-    typer.Option("--normalize", help="Log-mel mean/std: audioset (AST's, default) or dataset (the training clips')."),
 ]
 
 

@@ -23,9 +23,6 @@ from ..options import (
     HopOpt,
     LabelColumnOpt,
     LayoutOpt,
-    NormalizeOpt,
-    NumMelBinsOpt,
-    SampleRateOpt,
     WindowOpt,
 )
 from .config import ProbeConfig
@@ -55,9 +52,9 @@ def embed(
     layout: LayoutOpt = None,
     window: WindowOpt = None,
     hop: HopOpt = None,
-    sample_rate: SampleRateOpt = None,
-    num_mel_bins: NumMelBinsOpt = None,
-    normalize: NormalizeOpt = None,
+    sample_rate: Annotated[Optional[int], Opt()] = None,
+    num_mel_bins: Annotated[Optional[int], Opt()] = None,
+    normalize: Annotated[Optional[str], Opt()] = None,
 ) -> None:
     """Export one embedding vector per clip (Parquet or npz, by --out's extension)."""
     from . import export
