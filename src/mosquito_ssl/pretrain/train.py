@@ -92,6 +92,17 @@ def load_init_weights(model: torch.nn.Module, path: Path) -> None:
         )
 
 
+def _check_batches(cfg: PretrainConfig, train: int, val: int) -> None:
+    """A method that drops the last partial batch (``drop_last``: byol's BatchNorm) needs a full one
+    in each split, or it would train or evaluate on nothing."""
+    if methods.get(cfg.method).drop_last and min(train, val) < cfg.batch_size:
+        raise ConfigError(
+            f"--method {cfg.method} drops the last partial batch, and the {'validation' if val < train else 'training'} "
+            f"split has {min(train, val)} clips, fewer than --batch-size {cfg.batch_size}: lower --batch-size "
+            "(or raise --val-fraction)"
+        )
+
+
 def _check_run_dir(cfg: PretrainConfig, run_dir: Path) -> str | None:
     """Return the checkpoint to resume from, or None; refuse to clobber an unfinished run."""
     if cfg.force or not run_dir.exists():
@@ -114,6 +125,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         runs.begin(run_dir)  # start over, before other ranks write; without --force checkpoints stay
     started = time.time()
     cache, train_idx, val_idx = load_pretrain_data(cfg)
+    _check_batches(cfg, len(train_idx), len(val_idx))
     log.info("pretraining %s: %d train / %d val clips, %s", run_dir, len(train_idx), len(val_idx), _summary(cfg))
     log.debug("settings %s", cfg.science())
     runs.prepare_run_dir(run_dir, cfg, force=True)
