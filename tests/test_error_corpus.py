@@ -57,6 +57,7 @@ def test_init_from_a_file_that_is_no_model(synth, tmp_path, kind):
     args = ["--preset", "tiny", "--epochs", "1", "--out", tmp_path / "runs", "--init-from", path]
     line = fails("pretrain", synth, *args, cache=tmp_path / "c")
     assert f"--init-from {path}" in line, line
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*")), "a run folder was left"
 
 
 PROBE = [

@@ -48,36 +48,47 @@ def load_pretrain_data(cfg: PretrainConfig):
     return cache, parts["train"], parts["val"]
 
 
-def build_model(cfg: PretrainConfig, features):
+def build_model(cfg: PretrainConfig, features, init_state: dict | None = None):
+    """The method's model around a fresh (or ``--pretrained``) encoder; ``init_state``: ``--init-from``'s
+    weights (``read_init_state``; read here when not given)."""
     from ..model.encoder import build_encoder
     from ..model.freeze import apply_freeze
 
     torch.manual_seed(cfg.seed)
     encoder = build_encoder(cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed)
     model = methods.build_ssl_model(cfg.method, encoder, cfg.method_settings())
-    if cfg.init_from is not None:
-        load_init_weights(model, cfg.init_from)
+    if init_state is None and cfg.init_from is not None:
+        init_state = read_init_state(cfg)
+    if init_state is not None:
+        load_init_state(model, init_state, cfg.init_from)
     if cfg.freeze != "full":  # "full" trains everything: leave requires_grad as the method set it
         trainable = apply_freeze(model.get_submodule("encoder"), cfg.freeze)
         log.info("--freeze %s: %d trainable encoder parameters", cfg.freeze, trainable)
     return model
 
 
-def load_init_weights(model: torch.nn.Module, path: Path) -> None:
-    """Start from a saved SSL model state dict (the original pipeline's ``resume_from_checkpoint``)."""
-    path = Path(path)
+def read_init_state(cfg: PretrainConfig) -> dict | None:
+    """``--init-from``'s state dict (the original pipeline's ``resume_from_checkpoint``), checked
+    before any data is read: it exists, loads as weights and was saved by the same method."""
+    if cfg.init_from is None:
+        return None
+    path = Path(cfg.init_from)
     if not path.is_file():
         raise ConfigError(f"--init-from {path} does not exist: pass a model.pth saved by a pretrain run")
     if (path.parent / "ssl_config.json").is_file():  # a run's final/: the method it was saved with
         saved, _ = methods.read_ssl_config(path.parent)
-        if saved.name != model.method:
+        if saved.name != cfg.method:
             raise ConfigError(f"--init-from {path} was saved by --method {saved.name}: pass --method {saved.name}")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # text, truncated or pickled files: torch raises several kinds
         raise ConfigError(
             f"--init-from {path} is not a model.pth saved by a pretrain run ({type(exc).__name__})"
         ) from exc
+
+
+def load_init_state(model: torch.nn.Module, state: dict, path: Path | None) -> None:
+    """Load ``--init-from``'s weights; another preset's or method's are an error naming the fix."""
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # same names, other shapes (another preset or --method)
@@ -124,13 +135,14 @@ def pretrain(cfg: PretrainConfig) -> Path:
     if cfg.force and int(os.environ.get("RANK", "0")) == 0:
         runs.begin(run_dir)  # start over, before other ranks write; without --force checkpoints stay
     started = time.time()
+    init_state = read_init_state(cfg)  # a bad --init-from fails before any data is read
     cache, train_idx, val_idx = load_pretrain_data(cfg)
     _check_batches(cfg, len(train_idx), len(val_idx))
+    model = build_model(cfg, cache.settings, init_state)  # and one that does not fit, before the run dir
     log.info("pretraining %s: %d train / %d val clips, %s", run_dir, len(train_idx), len(val_idx), _summary(cfg))
     log.debug("settings %s", cfg.science())
     runs.prepare_run_dir(run_dir, cfg, force=True)
     runs.write_json_atomic(run_dir / "data_summary.json", cache.summary())
-    model = build_model(cfg, cache.settings)
     trainer = build_trainer(cfg, model, cache, train_idx, val_idx, run_dir)
     if checkpoint:
         log.info("resuming from %s", checkpoint)
