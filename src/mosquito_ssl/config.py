@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import tomllib
 
 from .errors import ConfigError
+from .settings import SettingError
 
 T = TypeVar("T")
 
@@ -56,11 +57,14 @@ def resolve(
     config_file: Path | None = None,
     section: str | None = None,
     overrides: dict[str, Any] | None = None,
+    spelled: dict[str, str] | None = None,
 ) -> T:
     """Build ``cls`` from its defaults, then the TOML file (its ``[section]`` if given), then flags.
 
     Overrides whose value is None are flags the user did not give and are ignored.
-    Unknown keys in the TOML file are an error that names the key and the file.
+    Unknown keys in the TOML file are an error that names the key and the file. A bad value is
+    named as the user wrote it: the flag, the file's key, or ``spelled[key]`` (a sweep spec's
+    ``pretrain.lr``).
     """
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
@@ -81,8 +85,17 @@ def resolve(
         if value is not None:
             values[key] = value
     values = {k: _coerce(v, hints[k]) for k, v in values.items()}
+    flags = {k for k, v in (overrides or {}).items() if v is not None}
+    where = dict(spelled or {})
+    if config_file is not None:
+        table = f" [{section}]" if section else ""
+        where |= {k: f"{config_file}{table} {k}" for k in set(values) - flags}
     try:
         return cls(**values)
+    except SettingError as exc:
+        if exc.field in where:
+            raise exc.spelled(where[exc.field]) from None
+        raise
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ConfigError):
             raise

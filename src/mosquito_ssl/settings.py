@@ -28,6 +28,18 @@ from .errors import ConfigError
 _MISSING = dataclasses.MISSING
 
 
+class SettingError(ConfigError):
+    """A declared setting with a bad value; ``config.resolve`` renames it for a TOML key or spec key."""
+
+    def __init__(self, field: str, flag: str, value: Any, valid: str) -> None:
+        super().__init__(f"{flag} {value!r} is not valid: use {valid}")
+        self.field, self.value, self.valid = field, value, valid
+
+    def spelled(self, where: str) -> ConfigError:
+        """The same mistake named as the user wrote it, e.g. ``spec.toml [pretrain] lr``."""
+        return ConfigError(f"{where} = {self.value!r} is not valid: use {self.valid}")
+
+
 def setting(
     default: Any = _MISSING,
     help: str = "",
@@ -131,11 +143,10 @@ def check_value(field: dataclasses.Field, value: Any, kind: Any, optional: bool)
     flag = field.metadata.get("flag") or flag_name(field.name)
     valid = range_text(field)
     if not _type_ok(value, kind):
-        want = _type_word(kind) + (f" ({valid})" if valid else "")
-        raise ConfigError(f"{flag} {value!r} is not valid: use {want}")
+        raise SettingError(field.name, flag, value, _type_word(kind) + (f" ({valid})" if valid else ""))
     choices = field.metadata.get("choices")
     if (choices and value not in choices) or (kind in (int, float) and not _in_range(value, field.metadata["range"])):
-        raise ConfigError(f"{flag} {value!r} is not valid: use {valid}")
+        raise SettingError(field.name, flag, value, valid)
 
 
 def check_fields(obj: Any) -> None:

@@ -189,7 +189,7 @@ class SweepSpec:
             resume=True,
             force=force,
         )
-        return resolve(PretrainConfig, overrides=values)
+        return resolve(PretrainConfig, overrides=values, spelled={k: f"pretrain.{k}" for k in own})
 
     def encoder_source(self, cell: Cell) -> str:
         if cell.encoder == "ssl":
@@ -223,7 +223,7 @@ class SweepSpec:
             encoder_name=cell.encoder,
             force=force,
         )
-        return resolve(ProbeConfig, overrides=values)
+        return resolve(ProbeConfig, overrides=values, spelled={k: f"probe.{k}" for k in self.probe})
 
     def cells(self) -> list[Cell]:
         """Every cell, baselines included, in a stable order (cells of one encoder together)."""
