@@ -177,3 +177,16 @@ def kfold_indices(
     for fold in out:
         check_no_leakage(fold, groups)
     return out
+
+
+def cap_train_groups(train: np.ndarray, labels: Sequence, groups: Sequence | None, k: int, seed: int) -> np.ndarray:
+    """``train`` keeping at most ``k`` groups (recordings, speakers) per class, chosen by ``seed``
+    (``--train-groups-per-class``); a clip without a group is its own group. Validation and test
+    are left alone, so results for different ``k`` are scored on the same clips."""
+    rng = np.random.default_rng(seed)
+    group_of = [(labels[i], groups[i] if groups is not None and groups[i] is not None else f"#clip{i}") for i in train]
+    kept: set[tuple] = set()
+    for label in sorted({lab for lab, _ in group_of}, key=str):
+        names = sorted({g for lab, g in group_of if lab == label})
+        kept |= {(label, names[j]) for j in rng.permutation(len(names))[:k]}
+    return np.asarray([i for i, key in zip(train, group_of, strict=True) if key in kept], dtype=train.dtype)

@@ -107,6 +107,7 @@ def _make(probe: str):
         exclude_classes: ProtocolOpts.exclude_classes = None,
         max_clips_per_group: Annotated[Optional[int], Opt()] = None,
         min_groups_per_class: Annotated[Optional[int], Opt()] = None,
+        train_groups_per_class: Annotated[Optional[int], Opt()] = None,
         sample_rate: Annotated[Optional[int], Opt()] = None,
         num_mel_bins: Annotated[Optional[int], Opt()] = None,
         normalize: Annotated[Optional[str], Opt()] = None,

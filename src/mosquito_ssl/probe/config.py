@@ -37,7 +37,7 @@ FINETUNE_FIELDS = (
 # Front-end and protocol settings: unset (None) stays out of the run name.
 OPTIONAL_FIELDS = (
     "sample_rate", "num_mel_bins", "normalize", "classes", "exclude_classes", "max_clips_per_group",
-    "min_groups_per_class",
+    "min_groups_per_class", "train_groups_per_class",
 )  # fmt: skip
 
 
@@ -84,6 +84,9 @@ class ProbeConfig:
     exclude_classes: tuple[str, ...] | None = None
     max_clips_per_group: int | None = setting(None, "At most N clips per group (a seeded choice).", ge=1)
     min_groups_per_class: int | None = setting(None, "Leave out (and log) classes with fewer than K groups.", ge=1)
+    train_groups_per_class: int | None = setting(
+        None, "Train on at most K groups per class (a seeded choice); validation and test stay as they are.", ge=1
+    )
     # fine-tuning (probe/recipe.py); defaults by evidence, docs/evidence-finetuning.md
     head_init: str = setting(
         "probe", "Head start: the frozen encoder's linear probe (LP-FT) or random.", choices=HEAD_INIT

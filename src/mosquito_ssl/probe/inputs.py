@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .config import BASELINES, ProbeConfig
-from .metrics import class_counts
+from .metrics import class_counts, group_counts
 
 if TYPE_CHECKING:
     from transformers import ASTModel
@@ -46,6 +46,7 @@ class ProbeInputs:
     counts: dict[str, Any]  # {split: {class: n}}, or {"fold<k>": {split: {class: n}}} under k-fold
     summary: dict[str, Any]  # the feature cache's clips used / skipped
     protocol: dict[str, Any]  # data/protocol.py's report: options, used_classes, left_out
+    group_counts: dict[str, Any]  # like counts, in groups per class (--train-groups-per-class caps train)
 
 
 def load_encoder_for(cfg: ProbeConfig) -> tuple[ASTModel | None, FeatureSettings]:
@@ -114,7 +115,7 @@ def split(
     labels, groups = [classes[k] for k in y], cache.groups
     if cfg.folds:
         folds = kfold_indices(len(y), labels, groups, k=cfg.folds, seed=cfg.seed)
-        return None, [_fold_parts(cfg.seed, y, groups, fold) for fold in folds]
+        return None, [_capped(cfg, _fold_parts(cfg.seed, y, groups, fold), y, groups) for fold in folds]
     predefined = [i.split for i in cache.items] if any(i.split for i in cache.items) else None
     parts = split_indices(len(y), labels, groups, fractions=cfg.fractions, seed=cfg.seed, predefined=predefined)
     if "test" not in parts:
@@ -128,7 +129,17 @@ def split(
                 "train: a probe cannot predict a class it never saw; move some of those "
                 "recordings to train in the split column"
             )
-    return parts, None
+    return _capped(cfg, parts, y, groups), None
+
+
+def _capped(cfg: ProbeConfig, parts: Parts, y: np.ndarray, groups: list[str | None] | None) -> Parts:
+    """``--train-groups-per-class K``: the training part keeps at most K groups per class."""
+    from ..data.splits import cap_train_groups
+
+    if cfg.train_groups_per_class is None:
+        return parts
+    train = cap_train_groups(parts["train"], y.tolist(), groups, cfg.train_groups_per_class, cfg.seed)
+    return {**parts, "train": train}
 
 
 def _fold_parts(seed: int, y: np.ndarray, groups: list[str | None] | None, fold: Parts) -> Parts:
@@ -166,8 +177,10 @@ def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
     if folds is None:
         assert parts is not None, "split returns parts or folds"
         counts: dict[str, Any] = class_counts(y, parts, classes)
+        groups: dict[str, Any] = group_counts(y, parts, classes, cache.groups)
     else:
         counts = {f"fold{k}": class_counts(y, fold, classes) for k, fold in enumerate(folds)}
+        groups = {f"fold{k}": group_counts(y, fold, classes, cache.groups) for k, fold in enumerate(folds)}
     log.info(
         "%d clips, %d classes %s, splits %s",
         len(y),
@@ -181,4 +194,4 @@ def load_inputs(cfg: ProbeConfig) -> ProbeInputs:
         **{k: v for k, v in full.items() if k not in LISTS},
         "outside_data_folder": len(full["outside_data_folder"]),
     }
-    return ProbeInputs(model, cache, classes, y, parts, folds, counts, summary, protocol)
+    return ProbeInputs(model, cache, classes, y, parts, folds, counts, summary, protocol, groups)

@@ -109,6 +109,22 @@ def class_counts(y: np.ndarray, parts: dict[str, np.ndarray], classes: Sequence[
     }
 
 
+def group_counts(
+    y: np.ndarray, parts: dict[str, np.ndarray], classes: Sequence[str], groups: Sequence | None
+) -> dict[str, dict[str, int]]:
+    """Groups (recordings, speakers) per class in each split, what ``--train-groups-per-class``
+    caps; a clip without a group counts as its own."""
+    return {
+        split: {
+            c: len(
+                {groups[i] if groups is not None and groups[i] is not None else f"#clip{i}" for i in idx if y[i] == k}
+            )
+            for k, c in enumerate(classes)
+        }
+        for split, idx in parts.items()
+    }
+
+
 def mean_and_std(per_fold: Sequence[dict[str, float]]) -> dict[str, float]:
     """k-fold summary: ``<metric>`` = mean over folds, ``<metric>_std`` = sample std (ddof=1)."""
     frame = pd.DataFrame(list(per_fold))

@@ -91,6 +91,7 @@ def run_probe(cfg: ProbeConfig) -> ProbeResult:
         "params": params,
         "classes": inputs.classes,
         "counts": inputs.counts,
+        "group_counts": inputs.group_counts,
         "data": inputs.summary,
         "protocol": inputs.protocol,
         "features": runs._jsonable(inputs.cache.settings),
