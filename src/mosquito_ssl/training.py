@@ -13,6 +13,7 @@ themselves.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from pathlib import Path
@@ -83,25 +84,15 @@ def policy(
     )
 
 
-def training_arguments(
-    output_dir: str | Path,
-    *,
-    lr: float,
-    batch_size: int,
-    epochs: float,
-    seed: int,
-    workers: int = 0,
-    precision: str = "auto",
-    **stage: Any,
-) -> TrainingArguments:
-    """``TrainingArguments``: the shared ``policy`` plus the stage's own arguments ``stage``.
+def training_arguments(output_dir: str | Path, **kwargs: Any) -> TrainingArguments:
+    """``TrainingArguments``: ``policy``'s arguments (lr, batch_size, epochs, seed, workers, precision)
+    go to the shared policy, the rest are the stage's own ``TrainingArguments``.
 
     A stage cannot override the policy: a key in both is a ``TypeError`` (given twice).
     """
-    shared = policy(
-        output_dir, lr=lr, batch_size=batch_size, epochs=epochs, seed=seed, workers=workers, precision=precision
-    )
-    return TrainingArguments(**shared, **stage)
+    own = inspect.signature(policy).parameters
+    shared = policy(output_dir, **{k: kwargs.pop(k) for k in list(kwargs) if k in own})
+    return TrainingArguments(**shared, **kwargs)
 
 
 class DebugLog(TrainerCallback):
