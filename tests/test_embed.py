@@ -22,6 +22,7 @@ from mosquito_ssl.probe.config import ProbeConfig
 from mosquito_ssl.probe.export import embed, write_embeddings
 from mosquito_ssl.probe.inputs import load_encoder_for
 from mosquito_ssl.probe.run import encoder_embeddings
+from procs import fails
 
 runner = CliRunner()
 LINE = re.compile(r"^wrote (\d+) embeddings \((\d+) dims, layer (\w+), pooling (\S+)\) to (.+)$")
@@ -61,6 +62,7 @@ def test_vectors_are_the_probe_cache_rows(synth, layer, pooling):
         "encoder": "random:tiny",
         "layer": E.shape[1] - 1 if layer is None else layer,
         "pooling": pooling,
+        "seed": 0,
         "skipped_files": [],
         "outside_data_folder": [],
     }
@@ -86,6 +88,22 @@ def test_second_embed_runs_no_forward(synth):
     second = embed(synth, "random:tiny")
     assert before == embeddings.EMBED_FORWARDS
     np.testing.assert_array_equal(np.stack(first["vector"]), np.stack(second["vector"]))
+
+
+def test_seed_picks_the_weights_of_a_random_encoder(synth, tmp_path):
+    zero, again, one = (embed(synth, "random:tiny", seed=s) for s in (0, 0, 1))
+    np.testing.assert_array_equal(np.stack(zero["vector"]), np.stack(again["vector"]))
+    assert not np.allclose(np.stack(zero["vector"]), np.stack(one["vector"]))  # another initialisation
+    assert (zero.attrs["seed"], one.attrs["seed"]) == (0, 1)
+    with np.load(write_embeddings(one, tmp_path / "e.npz")) as z:
+        assert int(z["seed"]) == 1
+    assert pq.read_schema(write_embeddings(one, tmp_path / "e.parquet")).metadata[b"seed"] == b"1"
+
+
+def test_seed_of_an_encoder_with_its_own_weights_is_one_error_line(synth, tmp_path):
+    line = fails("embed", synth, "--encoder", "logmel", "--seed", "1", "--out", tmp_path / "e.npz", cache=tmp_path)
+    assert "--seed" in line and "drop --seed" in line, line
+    assert not (tmp_path / "e.npz").exists()
 
 
 def test_parquet_round_trip(synth, tmp_path):
@@ -134,7 +152,7 @@ def test_handcrafted_and_a_checkpoint_folder(synth, tmp_path):
         "pooling": "none",
     }
     with np.load(write_embeddings(frame, tmp_path / "h.npz")) as z:
-        assert int(z["layer"]) == -1 and str(z["pooling"]) == "none"
+        assert int(z["layer"]) == -1 and str(z["pooling"]) == "none" and int(z["seed"]) == -1
     model, _ = load_encoder("random:tiny")
     model.save_pretrained(tmp_path / "hf")  # an HF AST checkpoint folder
     saved = embed(synth, tmp_path / "hf", 0, "mean")

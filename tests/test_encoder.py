@@ -189,6 +189,14 @@ def test_random_preset_source():
         load_encoder("random:huge")
 
 
+def test_random_preset_weights_follow_the_seed():
+    """Each seed its own initialisation (the random baseline's variance over seeds), reproducible."""
+    weights = {s: torch.cat([p.flatten() for p in load_encoder("random:tiny", seed=s)[0].parameters()]) for s in (0, 1)}
+    assert not torch.allclose(weights[0], weights[1])
+    again = torch.cat([p.flatten() for p in load_encoder("random:tiny", seed=1)[0].parameters()])
+    assert torch.equal(weights[1], again)
+
+
 def test_broken_checkpoints_raise_checkpoint_errors(tmp_path):
     with pytest.raises(CheckpointError, match="nowhere"):
         load_encoder(tmp_path / "nowhere")

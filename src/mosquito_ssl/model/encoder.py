@@ -5,7 +5,7 @@ folder, pretrain run / its ``final/``, the original pipeline's ``model.pth``,
 ``random:<preset>``), fitted to the clip's patch grid so callers never see the AudioSet
 default of 1024 frames::
 
-    encoder, features = load_encoder("runs/pretrain/abc123")       # or "random:tiny"
+    encoder, features = load_encoder("runs/pretrain/abc123")       # or "random:tiny", seed=1
     encoder = build_encoder("tiny", features, seed=0)
 
 The parts live beside it: ``presets`` (shapes, random init), ``checkpoints`` (formats,
@@ -50,14 +50,16 @@ def build_encoder(
     return random_encoder(preset_config(preset, features), seed)
 
 
-def load_encoder(source: str | Path, features: Any = None) -> tuple[ASTModel, Any]:
+def load_encoder(source: str | Path, features: Any = None, seed: int = 0) -> tuple[ASTModel, Any]:
     """Encoder + feature settings from a run dir, ``final/``, model.pth, HF folder or random:<preset>.
 
     ``features`` overrides the checkpoint's own settings; None reads them from the checkpoint.
+    ``seed`` picks the weights of ``random:<preset>`` (each seed its own initialisation, so a
+    comparison over seeds sees the random baseline's variance); a checkpoint ignores it.
     """
     if str(source).startswith("random:"):
         features = default_features(features)
-        return build_encoder(str(source).split(":", 1)[1], features), features
+        return build_encoder(str(source).split(":", 1)[1], features, seed=seed), features
     path = locate(source)
     features = checkpoint_features(path.parent if path.is_file() else path, features)
     return load_checkpoint(path, features), features

@@ -70,7 +70,7 @@ class ProbeConfig:
     hop: float | None = setting(None, "Hop between clips in seconds.", gt=0, default_text="--window")
     fractions: tuple[float, ...] = (0.6, 0.2, 0.2)
     folds: int = setting(0, "K-fold grouped cross-validation, K >= 2 (mean and std over folds); 0 = one split.", ge=0)
-    seed: int = setting(0, "Random seed (splits, head, data order).")
+    seed: int = setting(0, "Random seed: splits, head, data order, and the weights of random:<preset>.")
     c_grid: tuple[float, ...] = C_GRID
     alpha_grid: tuple[float, ...] = ALPHA_GRID
     # the front end of random:<preset> and the baselines (a checkpoint brings its own); None = default
@@ -182,7 +182,12 @@ class ProbeConfig:
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         values = {k: v for k, v in values.items() if not (k in OPTIONAL_FIELDS and v is None)}
         values["data"] = str(Path(self.data).expanduser().resolve())
-        if not str(self.encoder).startswith("random:") and self.encoder not in BASELINES:
+        if str(self.encoder).startswith("random:"):
+            # Since issue 17 the seed also picks random:<preset>'s weights (before: one fixed init).
+            # The marker gives these probes new run names and sweep cells new ids, so a resumed
+            # sweep or probe never mixes results of the old fixed init with per-seed ones.
+            values["random_init"] = "per-seed"
+        elif self.encoder not in BASELINES:
             values["encoder"] = str(Path(self.encoder).expanduser().resolve())
         return values
 

@@ -55,6 +55,7 @@ def embed(
     sample_rate: Annotated[Optional[int], Opt()] = None,
     num_mel_bins: Annotated[Optional[int], Opt()] = None,
     normalize: Annotated[Optional[str], Opt()] = None,
+    seed: Annotated[Optional[int], Opt(help="The weights of random:<preset> (each seed its own).")] = None,
 ) -> None:
     """Export one embedding vector per clip (Parquet or npz, by --out's extension)."""
     from . import export
@@ -75,6 +76,7 @@ def embed(
         sample_rate=sample_rate,
         num_mel_bins=num_mel_bins,
         normalize=normalize,
+        seed=seed,
     )
     path = export.write_embeddings(frame, out)
     typer.echo(export.describe(frame, path))

@@ -10,13 +10,14 @@ audio exports with ``label`` None. The file format follows the extension of ``--
 
 * ``.parquet``: columns ``path`` (str), ``offset`` (float64, seconds), ``group``, ``label`` (str
   or null), ``vector`` (a fixed-size list of float32 per row); the schema metadata holds
-  ``encoder``, ``layer`` and ``pooling`` as strings (``pyarrow.parquet.read_schema(f).metadata``).
+  ``encoder``, ``layer``, ``pooling`` and ``seed`` as strings (``pyarrow.parquet.read_schema(f).metadata``).
 * ``.npz``: arrays ``path``, ``group``, ``label`` (str; "" = none), ``offset`` (float64),
-  ``vector`` (N, D) float32, and the scalars ``encoder``, ``layer``, ``pooling``.
+  ``vector`` (N, D) float32, and the scalars ``encoder``, ``layer``, ``pooling``, ``seed``.
 
 ``layer`` is the hidden layer (0 = embedding output, L = the encoder output); a baseline such
 as ``handcrafted`` has no layers: ``layer`` None in the frame, ``-1`` in the files, and
-``pooling`` ``none``. ``encoder`` is the ``--encoder`` value, a path made absolute.
+``pooling`` ``none``. ``encoder`` is the ``--encoder`` value, a path made absolute; ``seed``
+the ``--seed`` that picked the weights of ``random:<preset>``, ``-1`` for any other encoder.
 
 What the data layer left out (and the files it read from outside the data folder) travels in
 ``frame.attrs["skipped_files"]`` and is written next to the output as ``<out>.skipped.csv``
@@ -52,6 +53,7 @@ OPTIONS = (*DATA_OPTIONS, *FRONT_END)
 DEFAULT_POOLING: str = ProbeConfig.__dataclass_fields__["pooling"].default  # type: ignore[assignment]
 DEFAULT_BATCH_SIZE: int = ProbeConfig.__dataclass_fields__["batch_size"].default  # type: ignore[assignment]
 NO_LAYER = -1  # the ``layer`` written for a baseline encoder, which has no layers
+NO_SEED = -1  # the ``seed`` written for an encoder whose weights no seed picks (all but random:)
 
 
 def output_format(path: str | Path) -> str:
@@ -95,19 +97,26 @@ def embed(
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     cache_dir: str | Path | None = None,
+    seed: int | None = None,
     **data_options: Any,
 ) -> pd.DataFrame:
     """One row per clip of ``data``: path, offset, group, label and ``vector`` (1-D float32).
 
     ``layer`` None is the last; ``frame.attrs`` holds ``encoder``, ``layer`` and ``pooling``.
-    ``data_options`` are ``OPTIONS`` (the data-source and front-end flags of the probe commands).
+    ``data_options`` are ``OPTIONS`` (the data-source and front-end flags of the probe commands);
+    ``seed`` picks the weights of ``random:<preset>`` (None = 0) and is an error for any other encoder.
     """
     unknown = sorted(set(data_options) - set(OPTIONS))
     if unknown:
         raise TypeError(f"embed() got unknown data options {unknown}: use {', '.join(OPTIONS)}")
     if str(encoder) in BASELINES and layer is not None:
         raise ConfigError(f"--layer does not apply to --encoder {encoder}: a baseline has no layers; drop --layer")
+    if seed is not None and not str(encoder).startswith("random:"):
+        raise ConfigError(
+            f"--seed picks the weights of random:<preset> encoders; --encoder {encoder} has its own: drop --seed"
+        )
     cfg = ProbeConfig(
+        seed=0 if seed is None else seed,
         data=Path(data),
         encoder=str(encoder),
         pooling=pooling,
@@ -128,7 +137,10 @@ def embed(
     index = E.shape[1] - 1 if layer is None else layer
     frame = clip_frame(cache.items, np.ascontiguousarray(E[:, index, :], dtype=np.float32))
     frame.attrs.update(
-        encoder=_encoder_name(cfg.encoder), layer=None if model is None else index, pooling=cfg.row_pooling
+        encoder=_encoder_name(cfg.encoder),
+        layer=None if model is None else index,
+        pooling=cfg.row_pooling,
+        seed=cfg.seed if cfg.encoder.startswith("random:") else None,  # which random weights
     )
     summary = cache.summary()
     frame.attrs["skipped_files"] = summary["skipped_files"]
@@ -162,6 +174,11 @@ def _layer_value(frame: pd.DataFrame) -> int:
     return NO_LAYER if layer is None else int(layer)
 
 
+def _seed_value(frame: pd.DataFrame) -> int:
+    seed = frame.attrs.get("seed")
+    return NO_SEED if seed is None else int(seed)
+
+
 def vector_matrix(frame: pd.DataFrame) -> np.ndarray:
     """The ``vector`` column as one (N, D) float32 array."""
     if len(frame) == 0:
@@ -184,6 +201,7 @@ def embedding_arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
         "encoder": np.asarray(str(frame.attrs.get("encoder", ""))),
         "layer": np.asarray(_layer_value(frame), dtype=np.int64),
         "pooling": np.asarray(str(frame.attrs.get("pooling", ""))),
+        "seed": np.asarray(_seed_value(frame), dtype=np.int64),
     }
 
 
@@ -206,6 +224,7 @@ def embedding_table(frame: pd.DataFrame):
         "encoder": str(frame.attrs.get("encoder", "")),
         "layer": str(_layer_value(frame)),
         "pooling": str(frame.attrs.get("pooling", "")),
+        "seed": str(_seed_value(frame)),
     }
     return table.replace_schema_metadata({k.encode(): v.encode() for k, v in settings.items()})
 
