@@ -6,7 +6,8 @@ Modules: load (store + run artifacts, read-only; ``Store.axes``: the swept setti
 schema-3 store), labels (row keys and setting labels), tables, reference (``--reference``:
 matching, and an error/warning when it matches nothing), paired (the paired tests and their
 minimum numbers of pairs), stats (comparisons, correction), plots (shared plot pieces,
-per-method, layer-wise, confusion), axis_plot (metric vs a numeric setting), loss_plot
+per-method, layer-wise, confusion), axis_plot (metric vs a numeric setting), curves (learning
+curves: K per class needed to reach each baseline's full-data score), loss_plot
 (pretraining loss), files (``file_stem``, the one sanitiser of data-derived file names, and
 writes checked to stay inside ``--out``), html (tables and pages), build
 (``build_report(ReportConfig)``), cli. Nothing here imports torch or transformers.

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import ConfigError, StoreError
-from . import files, html, labels, plots, stats, tables
+from . import curves, files, html, labels, plots, stats, tables
 from .axis_plot import axis_plot
 from .load import Store, load_store, read_confusion, read_log_history, read_loss_name, read_predictions
 from .loss_plot import PretrainHistory, loss_plot
@@ -219,8 +219,9 @@ def make_plots(prep: ReportRows, cfg: ReportConfig, out: Path) -> list[plots.Plo
     confusion matrices and the pretraining loss; skipped plots say why."""
     made = []
     keys = [*prep.keys, *cfg.columns]
+    counts = curves.label_axis(prep.store.axes)  # a learning curve: log x, an "all" tick for all groups
     for axis in dict.fromkeys(["mask_strength", *prep.store.numeric_axes]):
-        made += [axis_plot(prep.headline, axis, metric, out, cfg.percent, keys) for metric in cfg.metrics]
+        made += [axis_plot(prep.headline, axis, m, out, cfg.percent, keys, axis == counts) for m in cfg.metrics]
     for metric in cfg.metrics:
         made.append(plots.method_plot(prep.headline, metric, out, cfg.percent))
     for metric in cfg.metrics:
@@ -238,7 +239,8 @@ def build_report(cfg: ReportConfig, warn: Callable[[str], None] = log.warning) -
     prep = analyse(prepare(cfg), cfg, warn)
     out = cfg.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    written = html.write_tables(prep, cfg, files.subfolder(out, "tables"))
+    tables_dir = files.subfolder(out, "tables")
+    written = [*html.write_tables(prep, cfg, tables_dir), *curves.write_tables(prep, cfg, tables_dir, warn)]
     made = make_plots(prep, cfg, files.subfolder(out, "plots"))
     files.check_distinct([*(f for t in written for f in t.files), *(f for p in made for f in p.files)])
     page = html.assemble(prep, cfg, written, made, datetime.now().strftime("%Y-%m-%d %H:%M"))

@@ -88,6 +88,18 @@ def read_loss_name(pretrain_dir: str | None) -> str | None:
     return str(name) if name else None
 
 
+def read_group_counts(run_dir: str | None) -> list[dict[str, int]]:
+    """Training groups per class of a probe run (``metrics.json`` ``group_counts``): one dict, or
+    one per fold under k-fold; [] for runs made before it was written."""
+    metrics = _metrics(run_dir)
+    counts = metrics.get("group_counts") if isinstance(metrics, dict) else None
+    if not isinstance(counts, dict):
+        return []
+    folds = [v for k, v in counts.items() if k.startswith("fold")]
+    parts = folds if folds else [counts]
+    return [p["train"] for p in parts if isinstance(p, dict) and isinstance(p.get("train"), dict)]
+
+
 PROTOCOL_OPTIONS = ("classes", "exclude_classes", "max_clips_per_group", "min_groups_per_class")
 
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Axis labels of settings with a longer name; any other setting is labelled by its column name.
 AXIS_LABELS = {
     "mask_strength": "Mask strength (× default widths)",
+    "train_groups_per_class": "Training groups per class (K)",
     "layer": "Layer (0 = embedding output)",
     "epoch": "Epoch",
 }

@@ -189,6 +189,8 @@ _TEX = {
     "}": r"\}",
     "~": r"\textasciitilde{}",
     "^": r"\textasciicircum{}",
+    ">": r"\textgreater{}",  # OT1 fonts print < and > as ¡ and ¿
+    "<": r"\textless{}",
     # pdflatex without extra packages cannot typeset these as Unicode
     "†": r"\dag{}",
     "±": r"$\pm$",
