@@ -46,15 +46,16 @@ AXES = """mask_strength = [0.5, 1.0]
 # data "/": cells no axis applies to must keep them.
 HEAD_IDS = {
     "ssl-mae-frozen-linear-freq_stack-s0": "553b313c181645d1",
-    "ssl-mae-full-finetune-freq_stack-s0": "ecb95e2446fd4973",
     "ssl-ms1-specaugment-all-frozen-linear-freq_stack-s0": "704463335ae67ec8",
     "handcrafted-frozen-linear-none-s0": "12cb6d7735cb40ee",
 }
-# random:<preset> cells had one fixed initialisation then; now the seed picks the weights, and
-# these ids must change so that a resumed sweep never mixes the two.
-OLD_RANDOM_IDS = {
+# Cells whose results changed since, so whose ids must change (a resumed sweep never mixes the
+# two): random:<preset> had one fixed initialisation then (now the seed picks the weights), and
+# fine-tuning scored test from its train-only model (now refit on train + val, --refit).
+CHANGED_IDS = {
     "random-frozen-linear-freq_stack-s0": "ea2dca6c58e81b25",
     "random-full-finetune-freq_stack-s0": "075d88bdc25772cb",
+    "ssl-mae-full-finetune-freq_stack-s0": "ecb95e2446fd4973",
 }
 
 
@@ -106,7 +107,7 @@ def test_each_axis_expands_only_the_cells_that_use_it(tmp_path):
 def test_cells_an_axis_does_not_apply_to_keep_their_ids(tmp_path):
     plain = by_name(load(tmp_path, axes="", overrides=FIXED_DATA).cells())
     assert {k: plain[k].cell_id for k in HEAD_IDS} == HEAD_IDS
-    assert all(plain[k].cell_id != old for k, old in OLD_RANDOM_IDS.items())  # per-seed random init
+    assert all(plain[k].cell_id != old for k, old in CHANGED_IDS.items())
     swept = by_name(load(tmp_path, axes='"pretrain.mask_ratio" = [0.6, 0.8]', overrides=FIXED_DATA).cells())
     for name in ("ssl-ms1-specaugment-all-frozen-linear-freq_stack-s0", "random-frozen-linear-freq_stack-s0"):
         assert swept[name].cell_id == plain[name].cell_id
@@ -114,12 +115,12 @@ def test_cells_an_axis_does_not_apply_to_keep_their_ids(tmp_path):
 
 
 def test_example_config_ids_are_those_before_setting_axes(tmp_path):
-    """Every cell id of configs/mask_*.toml but the random:<preset> ones (per-seed init since) as
-    the code before setting axes computed it (data "/"; all of them: 365 and 120 cells)."""
-    expected = {"mask_strength.toml": (335, "29ec50bec165a8f8"), "mask_kind.toml": (96, "1a30ff64b88af163")}
+    """Every cell id of configs/mask_*.toml whose results did not change (not random:<preset>, not
+    fine-tuning: CHANGED_IDS) as the code before setting axes computed it (data "/")."""
+    expected = {"mask_strength.toml": (115, "0b3a7b73de047071"), "mask_kind.toml": (48, "57462f976e0a7a34")}
     for name, (count, digest) in expected.items():
         cells = SweepSpec.load(ROOT / "configs" / name, FIXED_DATA).cells()
-        ids = sorted(c.cell_id for c in cells if c.encoder != "random")
+        ids = sorted(c.cell_id for c in cells if c.encoder != "random" and c.probe != "finetune")
         assert (len(ids), hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]) == (count, digest), name
 
 
@@ -150,6 +151,26 @@ def test_pretraining_axes_reach_the_baselines_that_use_them(tmp_path):
     front = load(tmp_path, axes='"pretrain.sample_rate" = [8000, 16000]')
     hand = [c for c in front.cells() if c.encoder == "handcrafted"]
     assert {front.probe_config(c).sample_rate for c in hand} == {8000, 16000}
+
+
+def test_patch_size_axis_reaches_the_random_baselines(tmp_path):
+    spec = load(tmp_path, axes='"pretrain.patch_size" = [8, 16]', methods='["mae"]')
+    cells = spec.cells()
+    ssl, random = ([c for c in cells if c.encoder == e] for e in ("ssl", "random"))
+    assert len(ssl) == len(random) == 2 * 3  # 2 patch sizes x 3 (freeze, probe) pairs
+    both = {(8, 8), (16, 16)}  # (the cell's axis value, the patch size its encoder is built with)
+    assert {(dict(c.axes)["pretrain_patch_size"], spec.pretrain_config(c).patch_size) for c in ssl} == both
+    assert {(dict(c.axes)["pretrain_patch_size"], spec.probe_config(c).patch_size) for c in random} == both
+    assert len({c.encoder_key for c in ssl}) == len({c.encoder_key for c in random}) == 2
+    assert all(not c.axes and spec.probe_config(c).patch_size is None for c in cells if c.encoder == "handcrafted")
+    # the masked methods' grid for the random cells: a stride axis expands those cells only
+    strided = load(
+        tmp_path, axes='"probe.patch_stride" = [5, 8]', methods="['mae']", overrides=["pretrain.patch_size=8"]
+    )
+    by_encoder = {e: [c for c in strided.cells() if c.encoder == e] for e in ("ssl", "random")}
+    assert len(by_encoder["ssl"]) == 3 and all(strided.probe_config(c).patch_stride is None for c in by_encoder["ssl"])
+    grids = {(strided.probe_config(c).patch_size, strided.probe_config(c).patch_stride) for c in by_encoder["random"]}
+    assert grids == {(8, 5), (8, 8)} and len(by_encoder["random"]) == 2 * 3
 
 
 def test_spellings_of_an_axis_are_one_axis(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 
@@ -187,6 +188,7 @@ def test_cli_writes_the_file_and_prints_one_line(synth, tmp_path):
         (["--out", "e.npz", "--layer", "7"], "error: --layer 7 does not exist"),
         (["--out", "e.npz", "--pooling", "max"], "error: --pooling 'max' is not valid"),
         (["--out", "e.npz", "--batch-size", "-5"], "error: --batch-size -5 is not valid: use >= 1"),
+        (["--out", "e.npz", "--patch-size", "8", "--patch-stride", "12"], "error: --patch-stride 12 does not fit"),
     ],
 )
 def test_cli_user_errors_are_one_line(synth, tmp_path, monkeypatch, args, message):
@@ -238,3 +240,33 @@ def test_what_was_left_out_is_written_next_to_the_export(flat, tmp_path):
     assert reasons == {"gone.wav": "broken_symlink", "x.wav": "not_a_file", "text.wav": "not_audio"}
     with np.load(out) as z:
         assert len(z["vector"]) == 4
+
+
+def test_random_encoder_at_another_patch_grid_probes_and_embeds(synth, tmp_path):
+    """random:tiny at the masked methods' 8 x 8 grid (stride 8): the probe and embed share one cache entry."""
+    args = ["--encoder", "random:tiny", "--patch-size", "8", "--patch-stride", "8"]
+    probe = runner.invoke(app, ["probe", "linear", str(synth), *args, "--out", str(tmp_path / "p")])
+    assert probe.exit_code == 0, probe.output
+    config = json.loads(next((tmp_path / "p").glob("*/config.json")).read_text())
+    assert (config["patch_size"], config["patch_stride"]) == (8, 8)
+    forwards, out = embeddings.EMBED_FORWARDS, tmp_path / "e.npz"
+    result = runner.invoke(app, ["embed", str(synth), *args, "--out", str(out)])
+    assert result.exit_code == 0 and forwards == embeddings.EMBED_FORWARDS, result.output
+    with np.load(out) as z:
+        assert z["vector"].shape == (12, 16 * 64)  # freq_stack: 16 frequency patches of 8 bins
+    dense = embed(synth, "random:tiny", patch_size=8)  # AST's overlap at patch 8: stride 5, 25 patches
+    assert dense["vector"].iloc[0].shape == (25 * 64,)
+    with pytest.raises(ConfigError, match="logmel has no patches"):
+        embed(synth, "logmel", patch_size=8)
+
+
+def test_probe_run_names_without_patch_flags_are_those_before_them():
+    """The name computed by the code before --patch-size (data "/"); AST's grid spelled out keeps it."""
+    names = {
+        ProbeConfig(data="/", encoder="random:tiny", **given).run_dir().name
+        for given in ({}, {"patch_size": 16}, {"patch_stride": 10}, {"patch_size": 16, "patch_stride": 10})
+    }
+    assert names == {"probe-8199d6f4e2"}
+    eight = ProbeConfig(data="/", encoder="random:tiny", patch_size=8).run_dir()
+    assert eight == ProbeConfig(data="/", encoder="random:tiny", patch_size=8, patch_stride=5).run_dir()
+    assert eight != ProbeConfig(data="/", encoder="random:tiny", patch_size=8, patch_stride=8).run_dir()

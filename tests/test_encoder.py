@@ -22,6 +22,7 @@ from mosquito_ssl.model.encoder import (
 )
 from mosquito_ssl.model.freeze import Freeze, apply_freeze, parse_freeze
 from mosquito_ssl.model.layout import blocks
+from mosquito_ssl.model.presets import dense_stride
 from mosquito_ssl.model.ssl import ASTSSL
 
 ONE_S, TWO_S, THREE_S = FeatureSettings(), FeatureSettings(clip_seconds=2.0), FeatureSettings(clip_seconds=3.0)
@@ -195,6 +196,37 @@ def test_random_preset_weights_follow_the_seed():
     assert not torch.allclose(weights[0], weights[1])
     again = torch.cat([p.flatten() for p in load_encoder("random:tiny", seed=1)[0].parameters()])
     assert torch.equal(weights[1], again)
+
+
+def test_patch_size_sets_the_grid_and_keeps_asts_overlap():
+    assert {p: dense_stride(p) for p in (4, 8, 12, 16, 32)} == {4: 3, 8: 5, 12: 8, 16: 10, 32: 20}
+    assert _same_weights(build_encoder("tiny", ONE_S, patch_size=16), build_encoder("tiny", ONE_S), skip="-")
+    dense, _ = load_encoder("random:tiny", patch_size=8)
+    masked, _ = load_encoder("random:tiny", patch_size=8, patch_stride=8)  # the masked methods' grid
+    assert (dense.config.time_stride, patch_grid(dense.config)) == (5, (25, 19))
+    assert (masked.config.frequency_stride, patch_grid(masked.config)) == (8, (16, 12))
+    assert masked(input_values=torch.zeros(1, 100, 128)).last_hidden_state.shape == (1, 2 + 16 * 12, 64)
+    with pytest.raises(ConfigError, match="--patch-size 32 is larger than the clip"):
+        build_encoder("tiny", FeatureSettings(num_mel_bins=16), patch_size=32)
+    with pytest.raises(ConfigError, match="--patch-stride 12 does not fit patch size 8"):
+        load_encoder("random:tiny", patch_size=8, patch_stride=12)
+
+
+@pytest.mark.parametrize("stride", [8, 5])
+def test_patch_8_checkpoints_load_with_their_grid(tmp_path, stride):
+    encoder = build_encoder("tiny", TWO_S, seed=2, patch_size=8, patch_stride=stride)
+    _smooth_pos(encoder)
+    torch.save(encoder.state_dict(), tmp_path / "model.pth")  # no config.json: inferred from the weights
+    inferred = load_encoder(tmp_path / "model.pth", TWO_S)[0].config
+    assert (inferred.patch_size, inferred.time_stride, patch_grid(inferred)) == (8, stride, patch_grid(encoder.config))
+    encoder.save_pretrained(tmp_path / "hf")
+    short, _ = load_encoder(tmp_path / "hf", ONE_S)  # the 1-s grid: the centre of the 2-s one
+    (_, t_old), (_, t_new) = patch_grid(encoder.config), patch_grid(short.config)
+    assert t_new == (100 - 8) // stride + 1
+    start = t_old // 2 - t_new // 2
+    assert torch.equal(_grid(short), _grid(encoder)[:, :, start : start + t_new])
+    with pytest.raises(ConfigError, match="random:<preset>"):
+        load_encoder(tmp_path / "hf", patch_size=8)
 
 
 def test_broken_checkpoints_raise_checkpoint_errors(tmp_path):

@@ -28,6 +28,8 @@ PRETRAIN = [
     (["--method", "mae", "--mask-strength", "2"], "--mask-strength is a setting of --method reconstruct"),
     (["--method", "reconstruct", "--mask-ratio", "0.5"], "--mask-ratio is a setting of --method mae, teacher"),
     (["--method", "simclr"], "--method 'simclr'"),
+    (["--patch-size", "3"], "--patch-size 3 is not valid: use >= 4 and <= 32"),
+    (["--patch-size", "32", "--num-mel-bins", "24"], "--patch-size 32 is larger than the clip (100 frames x 24 mel"),
     (["--method", "byol", "--batch-size", "64"], "drops the last partial batch"),  # checked after the data loads
 ]
 
@@ -67,6 +69,7 @@ PROBE = [
     (["linear", "--folds", "x"], "--folds 'x'"),
     (["linear", "--pooling", "max"], "--pooling 'max'"),
     (["linear", "--sample-rate", "1000000"], "--sample-rate 1000000"),
+    (["linear", "--patch-size", "8", "--patch-stride", "9"], "--patch-stride 9 does not fit patch size 8: use 1..8"),
 ]
 
 

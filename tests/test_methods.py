@@ -12,7 +12,7 @@ from mosquito_ssl.model.ema import ema_decay_at, ema_update, frozen_copy
 from mosquito_ssl.model.encoder import build_encoder
 from mosquito_ssl.model.mae import ASTMAE, MAESettings
 from mosquito_ssl.model.methods import build_ssl_model, method_settings
-from mosquito_ssl.model.presets import patch_grid
+from mosquito_ssl.model.presets import dense_stride, patch_grid
 from mosquito_ssl.model.teacher import ASTTeacher, TeacherSettings, teacher_targets
 from mosquito_ssl.model.visible import (
     encode_visible,
@@ -75,9 +75,9 @@ def masked_cells(masked: torch.Tensor, encoder: ASTModel, frames: int, bins: int
     return (cover > 0).transpose(1, 2)
 
 
-def _leaks(stride: int) -> bool:
+def _leaks(stride: int, patch: int = 16) -> bool:
     """Does changing the cells under masked patches change the encoding of the visible ones?"""
-    encoder = set_patch_stride(build_encoder("tiny", seed=2), stride).eval()
+    encoder = set_patch_stride(build_encoder("tiny", seed=2, patch_size=patch), stride).eval()
     n = patch_grid(encoder.config)[0] * patch_grid(encoder.config)[1]
     keep, masked = random_patch_mask(2, n, 0.8, torch.Generator().manual_seed(3))
     x = batch(2)
@@ -90,9 +90,10 @@ def _leaks(stride: int) -> bool:
     return hidden.sum() < masked_only.sum() or not torch.equal(a, b)
 
 
-def test_no_masked_cell_reaches_the_encoder_with_non_overlapping_patches():
-    assert not _leaks(16)
-    assert _leaks(10)  # AST's overlapping patches: masked cells are seen through neighbours
+@pytest.mark.parametrize("patch", [8, 12, 16])
+def test_no_masked_cell_reaches_the_encoder_with_non_overlapping_patches(patch):
+    assert not _leaks(patch, patch)
+    assert _leaks(dense_stride(patch), patch)  # AST's overlap ratio: masked cells are seen through neighbours
 
 
 @pytest.mark.parametrize("cls", METHOD_MODELS)

@@ -112,3 +112,38 @@ def test_teacher_sigkill_then_resume_keeps_the_ema_teacher(synth, tmp_path):
     assert (run_dir / "DONE").exists()
     history = json.loads((run_dir / "log_history.json").read_text())
     assert [round(h["epoch"]) for h in history if "eval_loss" in h] == [1, 2, 3]
+
+
+# (method, its stride at patch 8): no overlap for the masked methods, AST's ratio for reconstruct
+PATCH_8 = [("reconstruct", 5), ("mae", 8), ("teacher", 8), ("byol", 8)]
+
+
+@pytest.mark.parametrize(("method", "stride"), PATCH_8, ids=[m for m, _ in PATCH_8])
+def test_patch_size_8_trains_and_final_loads_in_plain_transformers(synth, tmp_path_factory, method, stride):
+    # Half-second clips at 64 mel bins keep the grids as small as the default tests' (8 x 6 at stride 8);
+    # one feature cache for the four methods.
+    cache = tmp_path_factory.getbasetemp() / "patch8-cache"
+    small = dict(patch_size=8, clip_seconds=0.5, num_mel_bins=64, epochs=1, max_steps=1, cache_dir=cache)
+    run_dir = pretrain(_cfg(synth, tmp_path_factory.mktemp(method), method, **small))
+    encoder = ASTModel.from_pretrained(run_dir / "final")  # plain transformers, no code of ours
+    cfg = encoder.config
+    assert (cfg.patch_size, cfg.frequency_stride, cfg.time_stride) == (8, stride, stride)
+    assert encoder.embeddings.patch_embeddings.projection.weight.shape[-2:] == (8, 8)
+    grid = ((64 - 8) // stride + 1) * ((50 - 8) // stride + 1)
+    assert encoder(input_values=torch.zeros(1, 50, 64)).last_hidden_state.shape[1] == 2 + grid
+    assert json.loads((run_dir / "config.json").read_text())["patch_size"] == 8
+
+
+def test_run_names_without_patch_size_are_those_before_it():
+    """Names as the code before --patch-size computed them (data "/"); AST's 16 spelled out keeps them."""
+    before = {
+        "reconstruct": "pretrain-tiny-df462825",
+        "mae": "pretrain-tiny-1dbc4108",
+        "teacher": "pretrain-tiny-dc0d2f3c",
+        "byol": "pretrain-tiny-8ac28fbd",
+    }
+    assert {m: PretrainConfig(data="/", method=m, preset="tiny").run_dir().name for m in before} == before
+    ast = PretrainConfig(data="/", preset="tiny", patch_size=16).run_dir().name
+    assert ast == before["mae"] != PretrainConfig(data="/", preset="tiny", patch_size=8).run_dir().name
+    with pytest.raises(ConfigError, match="--pretrained ckpt brings its own; drop --patch-size"):
+        PretrainConfig(data="/", pretrained="ckpt", patch_size=8)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from mosquito_ssl.model.encoder import load_encoder
-from mosquito_ssl.probe.finetune import build_classifier, class_weights
+from mosquito_ssl.probe.classifier import build_classifier, class_weights
 
 
 @pytest.mark.parametrize("freeze", ["frozen", "partial:1", "full"])
@@ -56,3 +56,53 @@ def test_finetune_run_predicts_probabilities(tmp_path):
     assert set(preds["split"]) == {"val", "test"}
     assert {r["freeze"] for r in result.rows} == {"partial:1"}
     assert not (result.run_dir / "trainer").exists()
+
+
+def _two_species(tmp_path):
+    from mosquito_ssl.data.synthetic import synthesize
+
+    return synthesize(
+        tmp_path / "synth", species=["aedes_aegypti", "culex_pipiens"], recordings_per_species=4, clips_per_recording=2
+    )
+
+
+def test_a_fine_tune_that_keeps_its_probe_scores_test_as_probe_linear(tmp_path):
+    """No epoch can beat the probe (learning rates ~0): with --refit, each fold's test predictions
+    are exactly `probe linear`'s (C chosen on val, refit on train + val)."""
+    import pandas as pd
+
+    from mosquito_ssl.probe.config import ProbeConfig
+    from mosquito_ssl.probe.run import run_probe
+
+    data, runs = _two_species(tmp_path), tmp_path / "runs"
+    common = dict(data=data, encoder="random:tiny", folds=2, seed=3, out=runs)
+    linear = run_probe(ProbeConfig(**common))
+    tuned = run_probe(ProbeConfig(**common, probe="finetune", epochs=2, lr=1e-12, head_lr=1e-12, batch_size=4))
+    assert tuned.metrics["params"]["best_epoch_zero"] == 1.0 and tuned.metrics["params"]["chosen_epoch"] == 0.0
+    a, b = (pd.read_csv(r.run_dir / "predictions.csv") for r in (linear, tuned))
+    pd.testing.assert_frame_equal(a, b)  # same folds, clips, labels, predictions and probabilities
+
+
+def test_refit_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypatch):
+    """The refit starts from the pristine encoder and the probe refit on train + val, and trains
+    exactly the chosen number of epochs on train + val, with no evaluation."""
+    from mosquito_ssl.probe import finetune as ft
+    from mosquito_ssl.probe.config import ProbeConfig
+    from mosquito_ssl.probe.inputs import load_inputs
+    from mosquito_ssl.probe.run import encoder_embeddings
+
+    cfg = ProbeConfig(data=_two_species(tmp_path), encoder="random:tiny", probe="finetune", batch_size=4)
+    inputs = load_inputs(cfg)
+    X = np.asarray(encoder_embeddings(cfg.encoder, inputs.model, inputs.cache, cfg.pooling)[0][:, -1])
+    pristine = {k: v.clone() for k, v in inputs.model.state_dict().items()}
+    with torch.no_grad():
+        next(inputs.model.parameters()).add_(1.0)  # the fold's fine-tuned weights: the refit must not start here
+    trainers, real = [], ft._train
+    monkeypatch.setattr(ft, "_train", lambda *a, **k: trainers.append((a[4], real(*a, **k))) or trainers[-1][1])
+    parts = inputs.parts
+    ft._test_proba(cfg, None, inputs.model, inputs.cache, inputs.y, parts, ["a", "c"], tmp_path / "t", X, pristine, 2)
+    (train, trainer), both = trainers[0], np.concatenate([parts["train"], parts["val"]])
+    np.testing.assert_array_equal(train, both)
+    assert trainer.state.epoch == 2 and trainer.args.eval_strategy == "no"
+    assert not any("eval_balanced_accuracy" in e for e in trainer.state.log_history)
+    assert not torch.equal(next(inputs.model.parameters()), next(iter(pristine.values())) + 1.0)

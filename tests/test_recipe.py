@@ -9,8 +9,9 @@ import torch
 from mosquito_ssl.errors import ConfigError
 from mosquito_ssl.model.encoder import load_encoder
 from mosquito_ssl.model.layout import blocks
+from mosquito_ssl.probe.classifier import StandardizedHead, build_classifier
 from mosquito_ssl.probe.config import ProbeConfig
-from mosquito_ssl.probe.finetune import StandardizedHead, _arguments, _optimizer, build_classifier
+from mosquito_ssl.probe.finetune import _arguments, _optimizer
 from mosquito_ssl.probe.recipe import augment, balanced_sampler, probe_head
 
 

@@ -53,8 +53,13 @@ def policy(
     seed: int,
     workers: int = 0,
     precision: str = "auto",
+    select: bool = True,
 ) -> dict[str, Any]:
-    """The ``TrainingArguments`` every stage shares, as keyword arguments."""
+    """The ``TrainingArguments`` every stage shares, as keyword arguments.
+
+    ``select``: evaluate and checkpoint once per epoch (the best epoch is kept); False for a
+    run of a length already chosen (fine-tuning's refit on train + val), which has no validation.
+    """
     cuda = torch.cuda.is_available()
     return dict(
         output_dir=str(output_dir),
@@ -64,8 +69,8 @@ def policy(
         num_train_epochs=epochs,
         seed=seed,
         # Evaluated and checkpointed once per epoch: the best epoch is the one kept.
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="epoch" if select else "no",
+        save_strategy="epoch" if select else "no",
         dataloader_num_workers=workers,
         dataloader_persistent_workers=workers > 0,
         dataloader_pin_memory=cuda,
@@ -85,7 +90,7 @@ def policy(
 
 
 def training_arguments(output_dir: str | Path, **kwargs: Any) -> TrainingArguments:
-    """``TrainingArguments``: ``policy``'s arguments (lr, batch_size, epochs, seed, workers, precision)
+    """``TrainingArguments``: ``policy``'s arguments (lr, batch_size, epochs, seed, workers, precision, select)
     go to the shared policy, the rest are the stage's own ``TrainingArguments``.
 
     A stage cannot override the policy: a key in both is a ``TypeError`` (given twice).

@@ -22,6 +22,7 @@ from .. import runs
 from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
 from ..model import methods
+from ..probe.config import PATCH_FIELDS
 from ..probe.kinds import FINETUNE, HANDCRAFTED_PROBES, pairs
 from ..store.schema import SETTING_COLUMNS
 from .axes import Axis
@@ -88,6 +89,8 @@ def applies(axis: Axis, encoder: str, method: str | None, probe: str) -> bool:
     from ..probe.config import FINETUNE_FIELDS
 
     if axis.table == "probe":  # fine-tuning's recipe is read by finetune cells only
+        if axis.key in PATCH_FIELDS:  # the patch grid of random:<preset>; a checkpoint has its own
+            return encoder == "random"
         return probe == FINETUNE or axis.key not in FINETUNE_FIELDS
     if encoder == "ssl":  # a method's setting shapes that method's pretraining only
         return not axis.owners or method in axis.owners
@@ -95,7 +98,7 @@ def applies(axis: Axis, encoder: str, method: str | None, probe: str) -> bool:
         return False
     if axis.key in FRONT_END:  # random:<preset> and the networkless baselines take the sweep's front end
         return encoder in ("random", *NETWORKLESS)
-    return encoder == "random" and axis.key == "preset"
+    return encoder == "random" and axis.key in ("preset", "patch_size")  # random:<preset> at that patch
 
 
 def _settings(axes: tuple[Axis, ...], keep) -> Iterator[tuple[tuple[Axis, Any], ...]]:
@@ -166,7 +169,8 @@ def make_cell(
         science["encoder"] = pre.science()  # the pretraining, not where it is written
         encoder_key = f"pretrain-{runs.settings_hash(pre.science(), 12)}"
     else:
-        own = {a.key: v for a, v in settings if a.table == "pretrain"}  # the front end or preset it was given
+        # the front end, preset or patch grid it was given
+        own = {a.key: v for a, v in settings if a.table == "pretrain" or a.key in PATCH_FIELDS}
         encoder_key = f"{encoder}-s{seed}" + (f"-{runs.settings_hash(own, 8)}" if own else "")
     science["pretrain_preset"] = spec.cell_preset(draft)  # random:<preset> baselines depend on it
     columns = draft.columns() | {"cell_id": None, "sweep": None}

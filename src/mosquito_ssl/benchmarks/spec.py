@@ -21,6 +21,7 @@ from typing import Any
 from ..config import load_toml
 from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
+from ..probe.config import PATCH_FIELDS
 from ..probe.kinds import FROZEN_PROBES, PROBES, pairs
 from .axes import Axis, owners, setting_axes
 from .cells import EXTRA_BASELINES, NETWORKLESS, Cell, expand
@@ -206,12 +207,15 @@ class SweepSpec:
 
         pooling = self.grid["pooling"][0] if cell.encoder in NETWORKLESS else cell.pooling
         # random:<preset> and the networkless baselines see the front end the ssl cells are
-        # pretrained with (the cell's, when swept); a checkpoint (ssl, audioset) carries its own
-        own = cell.encoder in ("random", *NETWORKLESS)
+        # pretrained with (the cell's, when swept), random:<preset> also their patch size; a
+        # checkpoint (ssl, audioset) carries its own, and only random:<preset> has a patch grid
+        random = cell.encoder == "random"
+        takes = (*FRONT_END, *PATCH_FIELDS) if random else FRONT_END if cell.encoder in NETWORKLESS else ()
         pretrain = {**self.pretrain, **self.swept(cell, "pretrain")}
-        front_end = {k: pretrain[k] for k in FRONT_END if own and k in pretrain}
+        probe = {**self.probe, **self.swept(cell, "probe")}
+        probe = {k: v for k, v in probe.items() if random or k not in PATCH_FIELDS}
         values = dict(
-            {**front_end, **self.probe, **self.swept(cell, "probe")},
+            {**{k: pretrain[k] for k in takes if k in pretrain}, **probe},
             data=self.probe_data,
             encoder=self.encoder_source(cell),
             out=self.out / "probe",

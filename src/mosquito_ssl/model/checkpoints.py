@@ -27,7 +27,7 @@ from transformers import ASTConfig, ASTModel
 
 from ..errors import CheckpointError
 from .positions import fit_to_features
-from .presets import patch_grid
+from .presets import dense_stride, patch_grid
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +169,13 @@ def infer_config(state: dict[str, torch.Tensor], features: Any) -> ASTConfig:
     conv = state["embeddings.patch_embeddings.projection.weight"]
     n_patches = state["embeddings.position_embeddings"].shape[1] - 2
     patch, bins = conv.shape[-1], features.num_mel_bins
-    for stride in dict.fromkeys((*_STRIDE_GUESSES, patch)):  # AST's 10 first
-        f_dim = (bins - patch) // stride + 1
-        if f_dim > 0 and n_patches % f_dim == 0:
-            t_dim = n_patches // f_dim
-            break
-    else:
+    guess = _guess_grid(n_patches, patch, bins, features.max_length)
+    if guess is None:
         raise CheckpointError(
             f"cannot infer the patch grid of {n_patches} patches for "
             f"{bins} mel bins: put the encoder's config.json next to model.pth"
         )
+    stride, t_dim = guess
     return ASTConfig(
         hidden_size=hidden,
         num_hidden_layers=len(layers),
@@ -190,6 +187,19 @@ def infer_config(state: dict[str, torch.Tensor], features: Any) -> ASTConfig:
         num_mel_bins=bins,
         max_length=(t_dim - 1) * stride + patch,
     )
+
+
+def _guess_grid(n_patches: int, patch: int, bins: int, frames: int) -> tuple[int, int] | None:
+    """(stride, time patches) of ``n_patches`` position embeddings: the patch's dense stride (AST's
+    overlap: 10 at 16) or the patch size itself (the masked methods') first, then other guesses; a
+    grid with the clip's own time patches wins over one that only divides."""
+    fits = []
+    for stride in dict.fromkeys((dense_stride(patch), patch, *_STRIDE_GUESSES)):
+        f_dim = (bins - patch) // stride + 1
+        if f_dim > 0 and n_patches % f_dim == 0:
+            fits.append((stride, n_patches // f_dim))
+    exact = [(s, t) for s, t in fits if t == (frames - patch) // s + 1]
+    return next(iter(exact or fits), None)
 
 
 def _sibling_config(config_file: Path) -> ASTConfig | None:

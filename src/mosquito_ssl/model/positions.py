@@ -2,7 +2,8 @@
 
 A checkpoint trained on 10.24-s clips (AudioSet AST, 12 x 101 patches) or 2-s clips is used on
 1-s clips (12 x 9) by cutting the centre of its position embeddings, and on longer clips by
-interpolating them, as YuanGongND/ast does; nothing is re-initialised::
+interpolating them, as YuanGongND/ast does; nothing is re-initialised. The grid is the
+checkpoint's own patch size and strides (``config.json``: 8 x 8 patches give 16 x 12 at stride 8)::
 
     fit_to_features(encoder, FeatureSettings(clip_seconds=1.0))   # in place, returns encoder
 """
@@ -59,6 +60,11 @@ def fit_to_features(model: ASTModel, features: Any) -> ASTModel:
     old_grid = patch_grid(cfg)
     cfg.max_length, cfg.num_mel_bins = features.max_length, features.num_mel_bins
     new_grid = patch_grid(cfg)
+    if min(new_grid) < 1:
+        raise CheckpointError(
+            f"the clip ({cfg.max_length} frames x {cfg.num_mel_bins} mel bins) is smaller than the encoder's "
+            f"{cfg.patch_size} x {cfg.patch_size} patch: use longer clips or more mel bins"
+        )
     if new_grid != old_grid:
         log.info("adapting position embeddings from patch grid %s to %s", old_grid, new_grid)
         emb = model.embeddings

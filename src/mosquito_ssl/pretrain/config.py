@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..model import methods
 from ..model.freeze import Freeze, parse_freeze
 from ..model.methods import METHOD_FIELDS, METHODS
+from ..model.presets import PATCH, PATCH_RANGE, check_patch
 from ..settings import base_type, check_fields, setting
 
 # Front-end settings as every run had them before they could be set (kept out of run hashes).
@@ -53,6 +54,16 @@ class PretrainSettings:
         "audioset", "Log-mel mean/std: AST's AudioSet ones or the training clips'.", choices=NORMALIZE, panel=FRONT
     )
     preset: str = setting("base", "Encoder preset built locally: tiny, small or base.", panel=MODEL)  # presets.py
+    # 16 = AST's; smaller patches keep more frequency detail at (16/P)^2 the tokens (docs/pretraining.md)
+    patch_size: int | None = setting(
+        None,
+        "Square patch edge (frames and mel bins) of the --preset encoder: mae, teacher and byol run at "
+        "stride = patch size, reconstruct at AST's overlap (stride 10 at 16, 5 at 8).",
+        ge=PATCH_RANGE[0],
+        le=PATCH_RANGE[1],
+        panel=MODEL,
+        default_text=str(PATCH),
+    )
     pretrained: Path | None = setting(None, "Local HF AST checkpoint folder to start the encoder from.", panel=MODEL)
     init_from: Path | None = setting(None, "Start from a model.pth saved by a pretrain run.", panel=MODEL)
     # mae by evidence (docs/evidence-methods.md): best or tied linear probes, and the fastest
@@ -94,7 +105,19 @@ class PretrainSettings:
         object.__setattr__(self, "freeze", str(self._parse_freeze()))
         object.__setattr__(self, "freeze_layers", None)  # folded into freeze
         _ = self.features  # validates the front end early
+        self._check_patch()
         self.method_settings()  # validates --method and its settings early
+
+    def _check_patch(self) -> None:
+        """``--patch-size`` is the preset's: it fits the clip, and a ``--pretrained`` checkpoint has its own."""
+        if self.patch_size is None:
+            return
+        if self.pretrained is not None:
+            raise ConfigError(
+                f"--patch-size {self.patch_size} sets the patch of a --preset encoder: --pretrained "
+                f"{self.pretrained} brings its own; drop --patch-size"
+            )
+        check_patch(self.patch_size, None, self.features)
 
     def _parse_freeze(self) -> Freeze:
         """``freeze`` validated (against the preset's depth when known), ``freeze_layers`` folded in."""
@@ -118,6 +141,8 @@ class PretrainSettings:
         # The front end at the values every run had before it could be set stays out, so
         # run-directory names made before then do not change.
         science = {k: v for k, v in science.items() if LEGACY_FRONT_END.get(k, ...) != v}
+        if science["patch_size"] in (None, PATCH):  # AST's patch: run names from before --patch-size
+            del science["patch_size"]
         if methods.get(self.method).legacy_hash:  # every setting, no method name (methods.py)
             del science["method"]
             science.update(dataclasses.asdict(self.method_settings()))

@@ -55,7 +55,9 @@ def build_model(cfg: PretrainConfig, features, init_state: dict | None = None):
     from ..model.freeze import apply_freeze
 
     torch.manual_seed(cfg.seed)
-    encoder = build_encoder(cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed)
+    encoder = build_encoder(
+        cfg.preset, features=features, pretrained=cfg.pretrained, seed=cfg.seed, patch_size=cfg.patch_size
+    )
     model = methods.build_ssl_model(cfg.method, encoder, cfg.method_settings())
     if init_state is None and cfg.init_from is not None:
         init_state = read_init_state(cfg)
@@ -91,15 +93,16 @@ def load_init_state(model: torch.nn.Module, state: dict, path: Path | None) -> N
     """Load ``--init-from``'s weights; another preset's or method's are an error naming the fix."""
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except RuntimeError as exc:  # same names, other shapes (another preset or --method)
+    except RuntimeError as exc:  # same names, other shapes (another preset, patch size or --method)
         raise ConfigError(
             f"--init-from {path} does not fit this model ({str(exc).splitlines()[1].strip()}): "
-            "use the --preset and --method it was saved with"
+            "use the --preset, --patch-size and --method it was saved with"
         ) from exc
     if missing or unexpected:
         raise ConfigError(
             f"--init-from {path} does not match this model (missing {len(missing)}, unexpected "
-            f"{len(unexpected)} keys, e.g. {(missing or unexpected)[:3]}): use the --preset and --method it was saved with"
+            f"{len(unexpected)} keys, e.g. {(missing or unexpected)[:3]}): "
+            "use the --preset, --patch-size and --method it was saved with"
         )
 
 
@@ -165,6 +168,8 @@ def pretrain(cfg: PretrainConfig) -> Path:
 def _summary(cfg: PretrainConfig) -> str:
     """The few settings a reader checks first; every setting is in config.json."""
     model = f"preset {cfg.preset}" if cfg.pretrained is None else f"from {cfg.pretrained}"
+    if cfg.patch_size is not None:
+        model += f", patch {cfg.patch_size}"
     return (
         f"method {cfg.method}, {model}, freeze {cfg.freeze}, {cfg.epochs} epochs, batch {cfg.batch_size}, lr {cfg.lr:g}"
     )

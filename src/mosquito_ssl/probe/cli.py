@@ -2,6 +2,7 @@
 
     mosquito-ssl probe linear data/synth --encoder runs/pretrain-tiny
     mosquito-ssl probe layerwise data/synth --encoder random:tiny
+    mosquito-ssl probe linear data/synth --encoder random:tiny --patch-size 8 --patch-stride 8
     mosquito-ssl probe mlp data/synth --encoder handcrafted
     mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze partial:1
 
@@ -57,7 +58,7 @@ RECIPE = (
     "balance",
 )
 ONLY = {
-    **{name: ("finetune",) for name in (*RECIPE, "epochs", "patience", "dropout")},
+    **{name: ("finetune",) for name in (*RECIPE, "epochs", "patience", "dropout", "refit")},
     "layer": ("linear", "mlp"),  # layerwise probes every layer; finetune trains on the last
 }
 
@@ -111,6 +112,8 @@ def _make(probe: str):
         sample_rate: Annotated[Optional[int], Opt()] = None,
         num_mel_bins: Annotated[Optional[int], Opt()] = None,
         normalize: Annotated[Optional[str], Opt()] = None,
+        patch_size: Annotated[Optional[int], Opt()] = None,
+        patch_stride: Annotated[Optional[int], Opt()] = None,
         seed: Annotated[Optional[int], Opt()] = None,
         label_column: Annotated[Optional[str], Opt()] = None,
         group_column: Annotated[Optional[str], Opt()] = None,
@@ -132,6 +135,7 @@ def _make(probe: str):
         batch_size: Annotated[Optional[int], Opt()] = None,
         patience: Annotated[Optional[int], Opt()] = None,
         dropout: Annotated[Optional[float], Opt()] = None,
+        refit: Annotated[Optional[bool], Opt("--refit/--no-refit")] = None,
         encoder_name: Annotated[Optional[str], Opt()] = None,
         # The old spelling of --encoder-name ("label" means a class everywhere else).
         encoder_label: Annotated[Optional[str], Opt(hidden=True)] = None,

@@ -17,6 +17,7 @@ from .. import runs
 from ..data.feature_settings import FRONT_END, MAX_RATE, NORMALIZE
 from ..errors import ConfigError
 from ..model.freeze import canonical_freeze
+from ..model.presets import PATCH, PATCH_RANGE, check_patch, patch_shape
 from ..settings import check_fields, setting
 from .kinds import FINETUNE, PROBES, pairs
 from .recipe import BALANCE, HEAD_INIT
@@ -32,12 +33,14 @@ ALPHA_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # Settings only fine-tuning reads (kept out of the run name of the other probes).
 FINETUNE_FIELDS = (
     "head_init", "lr", "head_lr", "layer_decay", "warmup", "weight_decay", "specaugment", "mixup", "balance", "epochs",
-    "patience", "dropout",
+    "patience", "dropout", "refit",
 )  # fmt: skip
+# The patch grid of random:<preset> encoders (model/presets.py patch_shape); None = AST's.
+PATCH_FIELDS = ("patch_size", "patch_stride")
 # Front-end and protocol settings: unset (None) stays out of the run name.
 OPTIONAL_FIELDS = (
     "sample_rate", "num_mel_bins", "normalize", "classes", "exclude_classes", "max_clips_per_group",
-    "min_groups_per_class", "train_groups_per_class",
+    "min_groups_per_class", "train_groups_per_class", *PATCH_FIELDS,
 )  # fmt: skip
 
 
@@ -79,6 +82,17 @@ class ProbeConfig:
     )
     num_mel_bins: int | None = setting(None, "Mel bands (random: and baseline encoders).", ge=16)
     normalize: str | None = setting(None, "Log-mel mean/std (random: and baseline encoders).", choices=NORMALIZE)
+    # the patch grid of random:<preset> (a checkpoint brings its own; the baselines have none)
+    patch_size: int | None = setting(
+        None, "Square patch edge of random: encoders.", ge=PATCH_RANGE[0], le=PATCH_RANGE[1], default_text=str(PATCH)
+    )
+    patch_stride: int | None = setting(
+        None,
+        "Patch stride of random: encoders; the patch size = no overlap, the masked methods' grid.",
+        ge=1,
+        le=PATCH_RANGE[1],
+        default_text="AST's overlap: 10 at 16, 5 at 8",
+    )
     # the evaluation protocol (data/protocol.py)
     classes: tuple[str, ...] | None = None
     exclude_classes: tuple[str, ...] | None = None
@@ -103,6 +117,10 @@ class ProbeConfig:
     batch_size: int = setting(32, "Batch size for embeddings / fine-tuning.", ge=1)
     patience: int = setting(6, "Early-stopping patience in epochs.", ge=1)
     dropout: float = setting(0.0, "Dropout before the head.", ge=0, lt=1)
+    refit: bool = setting(
+        True,
+        "Score test with the recipe refit on train + val for the epoch chosen on val, as the linear probe refits C.",
+    )
     encoder_name: str | None = setting(
         None, "Value of the encoder column in results.", default_text="ssl, random or the baseline"
     )
@@ -137,11 +155,25 @@ class ProbeConfig:
                 f"{', '.join(self.front_end_flags)} set(s) the front end of random:<preset> and baseline encoders: "
                 f"{self.encoder} brings its own in preprocessor_config.json; drop the flag"
             )
+        self._check_patch()
         from ..data.protocol import class_names
 
         for name in ("classes", "exclude_classes"):  # stored as Protocol reads them: config.json agrees
             object.__setattr__(self, name, class_names(getattr(self, name)))
         _ = self.protocol  # validates the protocol options
+
+    def _check_patch(self) -> None:
+        """The patch flags build random:<preset> encoders only, at a grid that fits the clip."""
+        given = ["--" + n.replace("_", "-") for n in PATCH_FIELDS if getattr(self, n) is not None]
+        if not given:
+            return
+        if not str(self.encoder).startswith("random:"):
+            has = "has no patches" if self.encoder in BASELINES else "brings its own in config.json"
+            raise ConfigError(
+                f"{' / '.join(given)} set(s) the patch grid of random:<preset> encoders: {self.encoder} {has}; "
+                "drop the flag"
+            )
+        check_patch(self.patch_size, self.patch_stride, self.front_end())
 
     @property
     def front_end_flags(self) -> list[str]:
@@ -181,6 +213,11 @@ class ProbeConfig:
             skip |= set(FINETUNE_FIELDS)
         values = {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
         values = {k: v for k, v in values.items() if not (k in OPTIONAL_FIELDS and v is None)}
+        if any(k in values for k in PATCH_FIELDS):  # one name per grid; AST's own keeps the old names
+            grid = patch_shape(self.patch_size, self.patch_stride)
+            values.update(zip(PATCH_FIELDS, grid, strict=True))
+            if grid == patch_shape():
+                values = {k: v for k, v in values.items() if k not in PATCH_FIELDS}
         values["data"] = str(Path(self.data).expanduser().resolve())
         if str(self.encoder).startswith("random:"):
             # Since issue 17 the seed also picks random:<preset>'s weights (before: one fixed init).

@@ -2,6 +2,7 @@
 
     mosquito-ssl embed data/synth --encoder runs/pretrain-tiny --out embeddings.parquet
     mosquito-ssl embed recordings/ --encoder random:tiny --layer 1 --pooling mean --out emb.npz
+    mosquito-ssl embed data/synth --encoder random:tiny --patch-size 8 --patch-stride 8 --out grid8.npz
 
 Registered on the root app by ``cli.py``: ``app.command("embed", epilog=embed_cli.EPILOG)(embed_cli.embed)``.
 Thin: checks ``--out`` (extension, a writable file path) before any work, calls ``export.embed``
@@ -55,6 +56,8 @@ def embed(
     sample_rate: Annotated[Optional[int], Opt()] = None,
     num_mel_bins: Annotated[Optional[int], Opt()] = None,
     normalize: Annotated[Optional[str], Opt()] = None,
+    patch_size: Annotated[Optional[int], Opt()] = None,
+    patch_stride: Annotated[Optional[int], Opt()] = None,
     seed: Annotated[Optional[int], Opt(help="The weights of random:<preset> (each seed its own).")] = None,
 ) -> None:
     """Export one embedding vector per clip (Parquet or npz, by --out's extension)."""
@@ -76,6 +79,8 @@ def embed(
         sample_rate=sample_rate,
         num_mel_bins=num_mel_bins,
         normalize=normalize,
+        patch_size=patch_size,
+        patch_stride=patch_stride,
         seed=seed,
     )
     path = export.write_embeddings(frame, out)

@@ -38,7 +38,7 @@ import pandas as pd
 from .. import runs
 from ..data.feature_settings import FRONT_END
 from ..errors import ConfigError
-from .config import BASELINES, ProbeConfig
+from .config import BASELINES, PATCH_FIELDS, ProbeConfig
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,8 @@ SKIPPED_SUFFIX = ".skipped.csv"  # <out>.skipped.csv: what the export left out
 COLUMNS = ("path", "offset", "group", "label", "vector")
 # read_dataset's options (what probe.inputs.labelled_dataset passes it), the ``**data_options`` of embed
 DATA_OPTIONS = ("layout", "label_column", "group_column", "split_column", "audio_dir", "window", "hop")
-# and the front end of random:<preset> and the baselines, as the probes take it
-OPTIONS = (*DATA_OPTIONS, *FRONT_END)
+# and the front end of random:<preset> and the baselines, and random:<preset>'s patch grid, as the probes take them
+OPTIONS = (*DATA_OPTIONS, *FRONT_END, *PATCH_FIELDS)
 # ProbeConfig's defaults (declared there once)
 DEFAULT_POOLING: str = ProbeConfig.__dataclass_fields__["pooling"].default  # type: ignore[assignment]
 DEFAULT_BATCH_SIZE: int = ProbeConfig.__dataclass_fields__["batch_size"].default  # type: ignore[assignment]

@@ -1,16 +1,17 @@
-"""Fine-tuning: encoder + classification head trained with the Hugging Face ``Trainer``.
+"""Fine-tuning: ``probe/classifier.py``'s encoder + head trained with the Hugging Face ``Trainer``.
 
     mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze full --folds 5
 
-Owns ``ASTClassifier`` (encoder -> pooling -> dropout -> Linear; cross-entropy on the targets
-``probe/recipe.py`` augments, class-weighted under ``--balance weights`` so imbalanced sets such
-as HumBugDB do not collapse onto the majority class) and the Trainer set-up: the recipe's
-parameter groups, warm-up then cosine decay, best model by validation balanced accuracy; the
-rest of the arguments, early stopping and the quiet console are ``mosquito_ssl.training``'s,
-shared with pretraining. Freezing (``frozen`` = head only, ``partial:K``, ``full``) goes
-through ``model.freeze.apply_freeze``; frozen parameters get no gradient. Under ``--folds``
-every fold starts from the same encoder weights. Checkpoints are deleted after training (the
-run keeps predictions and metrics, not weights).
+Owns the protocol, the linear probe's own: train on train and choose the epoch on validation
+(epoch 0, the linear probe itself, is a candidate under ``--head-init probe``); then, with
+``--refit`` (the default), train again on train + val for the chosen number of epochs, from
+the probe refit on train + val, and score test with that model. ``probe linear`` refits its C
+on train + val the same way, so both score test with models that saw the same labels; when
+epoch 0 wins, test is exactly ``probe linear``'s. Also the Trainer set-up: the recipe's
+parameter groups, warm-up then cosine decay over ``--epochs``, best epoch by validation balanced
+accuracy; the rest of the arguments, early stopping and the quiet console are
+``mosquito_ssl.training``'s. Under ``--folds`` every fold starts from the same encoder weights.
+Checkpoints are deleted after training (the run keeps predictions and metrics, not weights).
 """
 
 from __future__ import annotations
@@ -21,100 +22,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainingArguments
-from transformers.modeling_outputs import SequenceClassifierOutput
+from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from .. import training
-from ..model.presets import patch_grid
-from .embeddings import pool_tokens, pooling_width
-from .linear import Fit, val_score
-from .recipe import augment, balanced_sampler, parameter_groups, probe_head
+from .classifier import ASTClassifier, build_classifier, class_weights
+from .linear import Fit, linear_probe, val_score
+from .recipe import balanced_sampler, parameter_groups, probe_head
 
 log = logging.getLogger(__name__)
-
-
-class StandardizedHead(torch.nn.Module):
-    """Linear on standardised features: ``linear((x - mean) / scale)``; mean 0, scale 1 until LP-FT sets them.
-
-    The pooled features of an encoder sit far from 0 with small spread, so a linear probe's
-    weights on raw features are large and ill-conditioned: one Adam step on them moves the
-    logits more than the whole class signal. Keeping the probe's StandardScaler as fixed
-    buffers lets the head train in the space the probe was fit in.
-    """
-
-    mean: torch.Tensor
-    scale: torch.Tensor
-
-    def __init__(self, width: int, n_classes: int) -> None:
-        super().__init__()
-        self.linear = torch.nn.Linear(width, n_classes)
-        self.register_buffer("mean", torch.zeros(width))
-        self.register_buffer("scale", torch.ones(width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear((x - self.mean) / self.scale)
-
-
-class ASTClassifier(torch.nn.Module):
-    """AST encoder + pooling + dropout + linear head; training batches are augmented (recipe.augment)."""
-
-    class_weights: torch.Tensor  # registered as a buffer in __init__
-
-    def __init__(
-        self,
-        encoder,
-        n_classes: int,
-        pooling: str = "mean",
-        dropout: float = 0.1,
-        class_weights: torch.Tensor | None = None,
-        specaugment: float = 0.0,
-        mixup: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.encoder, self.pooling = encoder, pooling
-        self.grid = patch_grid(encoder.config)
-        width = pooling_width(pooling, encoder.config.hidden_size, self.grid)
-        self.dropout = torch.nn.Dropout(dropout)
-        self.head = StandardizedHead(width, n_classes)
-        self.n_classes, self.specaugment, self.mixup = n_classes, specaugment, mixup
-        self.register_buffer("class_weights", class_weights if class_weights is not None else torch.ones(n_classes))
-
-    def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None):
-        target = None
-        if labels is not None:
-            target = torch.nn.functional.one_hot(labels, self.n_classes).to(input_values.dtype)
-            if self.training:
-                input_values, target = augment(input_values, target, self.specaugment, self.mixup)
-        hidden = self.encoder(input_values).last_hidden_state
-        logits = self.head(self.dropout(pool_tokens(hidden, self.grid)[self.pooling]))
-        loss = None
-        if target is not None:
-            loss = torch.nn.functional.cross_entropy(logits, target, weight=self.class_weights)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """n / (K * count): the 'balanced' weights of scikit-learn (absent classes weigh 0)."""
-    counts = np.bincount(y, minlength=n_classes).astype(np.float32)
-    weights = np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
-    return torch.tensor(weights, dtype=torch.float32)
-
-
-def build_classifier(
-    encoder,
-    freeze: str,
-    n_classes: int,
-    pooling: str = "mean",
-    dropout: float = 0.1,
-    weights: torch.Tensor | None = None,
-    specaugment: float = 0.0,
-    mixup: float = 0.0,
-) -> ASTClassifier:
-    from ..model.freeze import apply_freeze
-
-    trainable = apply_freeze(encoder, freeze)
-    log.info("freeze %s: %d trainable encoder parameters", freeze, trainable)
-    return ASTClassifier(encoder, n_classes, pooling, dropout, weights, specaugment, mixup)
 
 
 def _compute_metrics(pred) -> dict:
@@ -122,25 +37,26 @@ def _compute_metrics(pred) -> dict:
     return {"balanced_accuracy": val_score(pred.label_ids, logits.argmax(-1))}
 
 
-def _arguments(cfg, out: Path) -> TrainingArguments:
-    """The shared policy (``mosquito_ssl.training``) plus the recipe's schedule and selection by balanced accuracy."""
+def _arguments(cfg, out: Path, select: bool = True) -> TrainingArguments:
+    """The shared policy (``mosquito_ssl.training``) plus the recipe's schedule; ``select``: evaluate
+    every epoch and keep the best by validation balanced accuracy (a refit trains a fixed length)."""
+    chosen = dict(load_best_model_at_end=True, metric_for_best_model="eval_balanced_accuracy", greater_is_better=True)
     return training.training_arguments(
         out,
         lr=cfg.lr,
         batch_size=cfg.batch_size,
-        epochs=cfg.epochs,
+        epochs=cfg.epochs,  # a refit too: the schedule of its first epochs is the selection run's
         seed=cfg.seed,
         precision=_precision(),
+        select=select,
         lr_scheduler_type="cosine",
         warmup_steps=cfg.warmup,  # a fraction of all steps (below 1)
         weight_decay=cfg.weight_decay,
         logging_strategy="epoch",
         save_total_limit=1,
-        load_best_model_at_end=True,
-        metric_for_best_model="eval_balanced_accuracy",
-        greater_is_better=True,
         data_seed=cfg.seed,
         label_names=["labels"],
+        **(chosen if select else {}),
     )
 
 
@@ -166,55 +82,111 @@ class _FineTuner(Trainer):
         return self.balanced if self.balanced is not None else super()._get_train_sampler(*args, **kwargs)
 
 
-def finetune(
-    cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str], run_dir: Path, X: np.ndarray | None = None
-) -> Fit:
-    """Train on train, early-stop/select on val, predict val and test with softmax probabilities.
+class _StopAfter(TrainerCallback):
+    """End training after ``epochs`` epochs (the refit's chosen length; the schedule stays ``--epochs``')."""
 
-    ``X``: the frozen encoder's pooled features of every clip, for ``--head-init probe``.
-    """
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.epoch is not None and state.epoch >= self.epochs - 1e-6:
+            control.should_training_stop = True
+
+
+def _train(cfg, model, cache, y, train, val=None, out: Path | None = None, stop: int | None = None) -> Trainer:
+    """A Trainer of ``model`` on clips ``train``: with ``val``, epoch selection and early stopping;
+    without, ``stop`` epochs and no evaluation (the refit)."""
     from ..data.features import FeatureDataset
 
-    torch.manual_seed(cfg.seed)
-    train_y = y[parts["train"]]
-    weights = class_weights(train_y, len(classes)) if cfg.balance == "weights" else None
-    model = build_classifier(
-        encoder, cfg.freeze, len(classes), cfg.pooling, cfg.dropout, weights, cfg.specaugment, cfg.mixup
+    train_y = y[train]
+    trainer = training.make_trainer(
+        _FineTuner,
+        args=_arguments(cfg, out, select=val is not None),
+        model=model,
+        train_dataset=FeatureDataset(cache, train, y),
+        eval_dataset=None if val is None else FeatureDataset(cache, val, y),
+        compute_metrics=_compute_metrics,
+        optimizers=(_optimizer(model, cfg), None),
+        patience=cfg.patience if val is not None else None,
+        callbacks=[_StopAfter(stop)] if stop is not None else None,
+        sampler=balanced_sampler(train_y, cfg.seed) if cfg.balance == "sampler" else None,
     )
+    return trainer
+
+
+def _classifier(cfg, encoder, y, train, n_classes: int) -> ASTClassifier:
+    torch.manual_seed(cfg.seed)
+    weights = class_weights(y[train], n_classes) if cfg.balance == "weights" else None
+    return build_classifier(
+        encoder, cfg.freeze, n_classes, cfg.pooling, cfg.dropout, weights, cfg.specaugment, cfg.mixup
+    )
+
+
+def _predict(trainer: Trainer, cache, idx, y) -> np.ndarray:
+    """Softmax probabilities of clips ``idx``."""
+    from ..data.features import FeatureDataset
+
+    logits = trainer.predict(FeatureDataset(cache, idx, y)).predictions
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
+
+
+def _chosen_epoch(trainer: Trainer) -> int:
+    """The epoch the Trainer kept: the first with the best validation balanced accuracy."""
+    best = trainer.state.best_metric
+    scores = [
+        (e["epoch"], e["eval_balanced_accuracy"]) for e in trainer.state.log_history if "eval_balanced_accuracy" in e
+    ]
+    return round(next(epoch for epoch, score in scores if score == best))
+
+
+def finetune(
+    cfg, encoder, cache, y: np.ndarray, parts: dict, classes: list[str], run_dir: Path, X=None, pristine=None
+) -> Fit:
+    """Train on train, choose the epoch on val, predict val; test from the refit on train + val
+    (``cfg.refit``) or from the chosen model. ``X``: the frozen encoder's pooled features of every
+    clip (``--head-init probe``); ``pristine``: the encoder's weights before any training (refit)."""
+    out = Path(run_dir) / "trainer"
+    model = _classifier(cfg, encoder, y, parts["train"], len(classes))
     probe_score = np.nan
     if X is not None:
         probe_score = probe_head(model.head, X, y, parts, len(classes), cfg.c_grid, cfg.seed)
         log.info("head set to the linear probe (val balanced accuracy %.4f)", probe_score)
-    out = Path(run_dir) / "trainer"
-    trainer = training.make_trainer(
-        _FineTuner,
-        args=_arguments(cfg, out),
-        model=model,
-        train_dataset=FeatureDataset(cache, parts["train"], y),
-        eval_dataset=FeatureDataset(cache, parts["val"], y),
-        compute_metrics=_compute_metrics,
-        optimizers=(_optimizer(model, cfg), None),
-        patience=cfg.patience,
-        sampler=balanced_sampler(train_y, cfg.seed) if cfg.balance == "sampler" else None,
-    )
+    trainer = _train(cfg, model, cache, y, parts["train"], parts["val"], out)
     start = _epoch_zero(trainer, model) if X is not None else None
     trainer.train()
-    best = float(trainer.state.best_metric or np.nan)
+    best, epoch = float(trainer.state.best_metric or np.nan), _chosen_epoch(trainer)
     fit = Fit(params={"epochs_run": float(trainer.state.epoch or 0), "val_balanced_accuracy": best})
     if start is not None:
         fit.params["probe_val_balanced_accuracy"] = probe_score
         if start[0] >= best:  # no epoch beat the linear probe on val: keep the probe (epoch 0)
             model.load_state_dict(start[1])
-            fit.params["val_balanced_accuracy"] = best = start[0]
-        fit.params["best_epoch_zero"] = float(start[0] >= best)
-    log.info("fine-tuned %.0f epochs; best validation balanced accuracy %.4f", fit.params["epochs_run"], best)
-    for split in ("val", "test"):
-        logits = trainer.predict(FeatureDataset(cache, parts[split], y)).predictions
-        logits = logits[0] if isinstance(logits, tuple) else logits
-        fit.proba[split] = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1).numpy()
-        fit.pred[split] = fit.proba[split].argmax(axis=1)
+            fit.params["val_balanced_accuracy"], epoch = start[0], 0
+        fit.params["best_epoch_zero"] = float(epoch == 0)
+    fit.params["chosen_epoch"] = float(epoch)
+    log.info("fine-tuned %.0f epochs; epoch %d chosen on validation (%.4f)", fit.params["epochs_run"], epoch, best)
+    fit.proba["val"] = _predict(trainer, cache, parts["val"], y)
+    fit.proba["test"] = _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristine, epoch)
+    fit.pred = {split: p.argmax(axis=1) for split, p in fit.proba.items()}
     shutil.rmtree(out, ignore_errors=True)  # weights are not kept: the numbers are the product
     return fit
+
+
+def _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristine, epoch: int) -> np.ndarray:
+    """Test probabilities: the chosen model's, or (``cfg.refit``) the refit's on train + val."""
+    if not cfg.refit:
+        return _predict(trainer, cache, parts["test"], y)
+    if epoch == 0 and X is not None:  # the linear probe won: exactly what `probe linear` scores on test
+        return linear_probe(X, y, parts, len(classes), cfg.c_grid, cfg.seed).proba["test"]
+    both = np.concatenate([parts["train"], parts["val"]])
+    encoder.load_state_dict(pristine)
+    model = _classifier(cfg, encoder, y, both, len(classes))
+    if X is not None:  # LP-FT from the probe refit on train + val, as `probe linear` refits it
+        probe_head(model.head, X, y, parts, len(classes), cfg.c_grid, cfg.seed, refit=True)
+    refit = _train(cfg, model, cache, y, both, out=out / "refit", stop=epoch)
+    refit.train()
+    log.info("refit on train + val for %d epochs", epoch)
+    return _predict(refit, cache, parts["test"], y)
 
 
 def _epoch_zero(trainer: Trainer, model: ASTClassifier) -> tuple[float, dict]:
@@ -237,7 +209,7 @@ def finetune_folds(cfg, encoder, cache, y: np.ndarray, classes: list[str], run_d
 
     def fit_fold(parts: dict):
         encoder.load_state_dict(pristine)
-        fit = finetune(cfg, encoder, cache, y, parts, classes, run_dir, X)
+        fit = finetune(cfg, encoder, cache, y, parts, classes, run_dir, X, pristine)
         return [("finetune", None, fit)], dict(fit.params)
 
     return fit_fold

@@ -59,7 +59,10 @@ def load_encoder_for(cfg: ProbeConfig) -> tuple[ASTModel | None, FeatureSettings
     from ..model.freeze import parse_freeze
 
     front_end = cfg.front_end() if str(cfg.encoder).startswith("random:") else None  # else the checkpoint's
-    model, settings = load_encoder(cfg.encoder, front_end, seed=cfg.seed)  # random:<preset>: per seed
+    # random:<preset>: weights per seed, the patch grid of --patch-size / --patch-stride
+    model, settings = load_encoder(
+        cfg.encoder, front_end, seed=cfg.seed, patch_size=cfg.patch_size, patch_stride=cfg.patch_stride
+    )
     assert cfg.freeze is not None, "ProbeConfig resolves the default freeze"
     parse_freeze(cfg.freeze, model.config.num_hidden_layers)  # partial:K within the encoder's depth
     if cfg.layer is not None and not 0 <= cfg.layer <= model.config.num_hidden_layers:

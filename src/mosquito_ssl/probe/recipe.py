@@ -14,7 +14,7 @@ What the AST and AudioMAE fine-tuning code does, at the scale of a few thousand 
   set to 0, the normalised mean) and mixup of inputs and one-hot targets with weight
   ``Beta(mixup, mixup)``, in training only.
 - ``probe_head`` (``--head-init probe``): LP-FT, the head starts as the frozen encoder's
-  linear probe.
+  linear probe (refit on train + val for the refit of ``--refit``).
 - ``balance``: ``weights`` (class-weighted loss), ``sampler`` (class-balanced sampling with
   replacement) or ``none``.
 """
@@ -95,20 +95,25 @@ def balanced_sampler(labels, seed: int):
     return torch.utils.data.WeightedRandomSampler(weights.tolist(), len(labels), replacement=True, generator=generator)
 
 
-def probe_head(head, X: np.ndarray, y: np.ndarray, parts: dict, n_classes: int, grid, seed: int) -> float:
+def probe_head(
+    head, X: np.ndarray, y: np.ndarray, parts: dict, n_classes: int, grid, seed: int, refit: bool = False
+) -> float:
     """LP-FT (Kumar et al. 2022): set ``head`` (a StandardizedHead) to the linear probe of ``X``.
 
-    The probe is ``linear.logistic`` with C chosen on val (train-only fits); its StandardScaler
-    becomes the head's fixed standardisation and its weights the head's linear layer, so the
-    classifier starts exactly where the linear probe ends and fine-tuning does not first tear the
-    pretrained features apart with a random head's gradients. Returns the probe's validation
-    balanced accuracy.
+    The probe is ``linear.logistic`` with C chosen on val (train-only fits); with ``refit`` it is
+    then fit again on train + val, as ``probe linear`` scores test. Its StandardScaler becomes the
+    head's fixed standardisation and its weights the head's linear layer, so the classifier starts
+    exactly where the linear probe ends and fine-tuning does not first tear the pretrained
+    features apart with a random head's gradients. Returns the probe's validation balanced accuracy.
     """
     import torch
 
     from .linear import logistic, select
 
-    _, score, best = select(logistic, sorted(grid), X, y, parts, seed)  # the linear probe's choice of C
+    c, score, best = select(logistic, sorted(grid), X, y, parts, seed)  # the linear probe's choice of C
+    if refit:
+        both = np.concatenate([parts["train"], parts["val"]])
+        best = logistic(c, seed).fit(X[both], y[both])
     scaler, lr = best.steps[0][1], best.steps[-1][1]
     coef, intercept = lr.coef_, lr.intercept_
     if coef.shape[0] == 1:  # binary: sklearn keeps one row, the logit of classes_[1]
