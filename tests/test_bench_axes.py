@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mosquito_ssl import runs
 from mosquito_ssl.benchmarks.spec import SweepSpec
 from mosquito_ssl.cli import app
 from mosquito_ssl.errors import ConfigError
@@ -248,6 +249,11 @@ def test_plan_counts_each_pretrainings_own_epochs(tmp_path):
     plan = make_plan(spec, cells, set(), (0, 1), tmp_path / "s.sqlite")
     plan.pretrain_clips = 10
     assert "4 pretrainings x 1 to 3 epochs x 10 clips = 80 clip-passes" in plan.format()
+    # a finished pretraining (e.g. shared with an earlier run's cells) is reused, not counted
+    first = next(c for c in cells if c.encoder == "ssl")
+    runs.mark_done(spec.pretrain_config(first).run_dir())
+    again = make_plan(spec, cells, set(), (0, 1), tmp_path / "s.sqlite")
+    assert "4 distinct (settings, seed) shared by" in again.format() and "; to run 3" in again.format()
 
 
 def test_shards_keep_each_swept_pretraining_whole(tmp_path):

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .. import runs
 from ..errors import ConfigError
 from .axes import Axis, owners
 from .spec import Cell, SweepSpec
@@ -81,6 +82,7 @@ class Plan:
     probe_clips: int | None = None
     # encoder_key -> (epochs, max_steps, batch size) of each pretraining
     pretrainings_work: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    pretrainings_done: set[str] = field(default_factory=set)  # encoder keys whose run folder is DONE
     probe_epochs: dict[str, int] = field(default_factory=dict)  # cell_id -> epochs of each fine-tune
     axes: list[str] = field(default_factory=list)  # one line per axis (axis_lines)
 
@@ -90,6 +92,11 @@ class Plan:
 
     def pretrainings(self, cells: list[Cell] | None = None) -> set[str]:
         return {c.encoder_key for c in (self.cells if cells is None else cells) if c.encoder == "ssl"}
+
+    def pretrainings_to_run(self) -> set[str]:
+        """Pretrainings of the cells to run whose run folder is not done (a new axis value's
+        cells often share a finished pretraining: those are reused, not counted)."""
+        return self.pretrainings(self.todo) - self.pretrainings_done
 
     def embedding_caches(self) -> tuple[int, int]:
         """(distinct encoders embedded, frozen probes reading them)."""
@@ -102,7 +109,7 @@ class Plan:
         caches, frozen = self.embedding_caches()
         finetunes = [c for c in todo if c.probe == "finetune"]
         i, n = self.shard
-        pre_all, pre_todo = self.pretrainings(), self.pretrainings(todo)
+        pre_all, pre_todo = self.pretrainings(), self.pretrainings_to_run()
         lines = [
             f"sweep plan{f' (shard {i}/{n})' if n > 1 else ''} -> store {self.store}",
             f"  cells: {len(self.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(by_encoder.items()))}); "
@@ -187,10 +194,13 @@ def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[i
     pre = resolve(PretrainConfig, overrides=dict(common, data=spec.pretrain_data))
     probe = resolve(ProbeConfig, overrides=dict(spec.probe, data=spec.probe_data))
     work: dict[str, tuple[int, int, int]] = {}
+    finished: set[str] = set()
     for cell in cells:
         if cell.encoder == "ssl" and cell.encoder_key not in work:
             cfg = spec.pretrain_config(cell)
             work[cell.encoder_key] = (cfg.epochs, cfg.max_steps, cfg.batch_size)
+            if runs.is_done(cfg.run_dir()):
+                finished.add(cell.encoder_key)
     layout = {k: getattr(pre, k) for k in ("layout", "clip_seconds", "window", "hop")}
     return Plan(
         cells=cells,
@@ -202,6 +212,7 @@ def make_plan(spec: SweepSpec, cells: list[Cell], done: set[str], shard: tuple[i
             spec.probe_data, layout=probe.layout, window=probe.window, hop=probe.hop, label_column=probe.label_column
         ),
         pretrainings_work=work,
+        pretrainings_done=finished,
         probe_epochs={
             c.cell_id: spec.swept(c, "probe").get("epochs", probe.epochs) for c in cells if c.probe == "finetune"
         },
