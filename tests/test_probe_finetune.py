@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -67,7 +69,7 @@ def _two_species(tmp_path):
 
 
 def test_a_fine_tune_that_keeps_its_probe_scores_test_as_probe_linear(tmp_path):
-    """No epoch can beat the probe (learning rates ~0): with --refit, each fold's test predictions
+    """No epoch can beat the probe (learning rates ~0): with --refit head, each fold's test predictions
     are exactly `probe linear`'s (C chosen on val, refit on train + val)."""
     import pandas as pd
 
@@ -83,8 +85,8 @@ def test_a_fine_tune_that_keeps_its_probe_scores_test_as_probe_linear(tmp_path):
     pd.testing.assert_frame_equal(a, b)  # same folds, clips, labels, predictions and probabilities
 
 
-def test_refit_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypatch):
-    """The refit starts from the pristine encoder and the probe refit on train + val, and trains
+def test_refit_all_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypatch):
+    """--refit all starts from the pristine encoder and the probe refit on train + val, and trains
     exactly the chosen number of epochs on train + val, with no evaluation."""
     from mosquito_ssl.probe import finetune as ft
     from mosquito_ssl.probe.config import ProbeConfig
@@ -100,9 +102,37 @@ def test_refit_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypatch):
     trainers, real = [], ft._train
     monkeypatch.setattr(ft, "_train", lambda *a, **k: trainers.append((a[4], real(*a, **k))) or trainers[-1][1])
     parts = inputs.parts
+    cfg = dataclasses.replace(cfg, refit="all")
     ft._test_proba(cfg, None, inputs.model, inputs.cache, inputs.y, parts, ["a", "c"], tmp_path / "t", X, pristine, 2)
     (train, trainer), both = trainers[0], np.concatenate([parts["train"], parts["val"]])
     np.testing.assert_array_equal(train, both)
     assert trainer.state.epoch == 2 and trainer.args.eval_strategy == "no"
     assert not any("eval_balanced_accuracy" in e for e in trainer.state.log_history)
     assert not torch.equal(next(inputs.model.parameters()), next(iter(pristine.values())) + 1.0)
+
+
+def test_refit_head_probes_the_fine_tuned_encoder_as_probe_linear_probes_its_own(tmp_path):
+    """--refit head reads the representation `probe linear` reads (the embeddings cache's pooled
+    last layer), through the fine-tuned weights, and fits the same linear probe on it."""
+    import types
+
+    from mosquito_ssl.probe import finetune as ft
+    from mosquito_ssl.probe.config import ProbeConfig
+    from mosquito_ssl.probe.inputs import load_inputs
+    from mosquito_ssl.probe.linear import linear_probe
+    from mosquito_ssl.probe.run import encoder_embeddings
+
+    cfg = ProbeConfig(data=_two_species(tmp_path), encoder="random:tiny", probe="finetune", folds=2)
+    inputs = load_inputs(cfg)
+    X = np.asarray(encoder_embeddings(cfg.encoder, inputs.model, inputs.cache, cfg.pooling)[0][:, -1])
+    model = build_classifier(inputs.model, "full", 2, cfg.pooling)
+    np.testing.assert_allclose(ft._pooled(model, inputs.cache, cfg.pooling, 5), X, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # "fine-tuned"
+    parts, n = inputs.folds[0], len(inputs.classes)
+    tuned = ft._pooled(model, inputs.cache, cfg.pooling, 5)
+    assert not np.allclose(tuned, X)
+    got = ft._test_proba(cfg, types.SimpleNamespace(model=model), None, inputs.cache, inputs.y, parts, inputs.classes,
+                         tmp_path, X, None, 3)  # fmt: skip
+    np.testing.assert_allclose(got, linear_probe(tuned, inputs.y, parts, n, cfg.c_grid, cfg.seed).proba["test"])

@@ -135,7 +135,7 @@ def _make(probe: str):
         batch_size: Annotated[Optional[int], Opt()] = None,
         patience: Annotated[Optional[int], Opt()] = None,
         dropout: Annotated[Optional[float], Opt()] = None,
-        refit: Annotated[Optional[bool], Opt("--refit/--no-refit")] = None,
+        refit: Annotated[Optional[str], Opt()] = None,
         encoder_name: Annotated[Optional[str], Opt()] = None,
         # The old spelling of --encoder-name ("label" means a class everywhere else).
         encoder_label: Annotated[Optional[str], Opt(hidden=True)] = None,

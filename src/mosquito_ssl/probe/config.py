@@ -20,7 +20,7 @@ from ..model.freeze import canonical_freeze
 from ..model.presets import PATCH, PATCH_RANGE, check_patch, patch_shape
 from ..settings import check_fields, setting
 from .kinds import FINETUNE, PROBES, pairs
-from .recipe import BALANCE, HEAD_INIT
+from .recipe import BALANCE, HEAD_INIT, REFIT
 
 # freq_stack / freq_mean_max keep the frequency axis (model/pooling.py): M2D and BYOL-A poolings
 POOLINGS = ("cls", "dist", "cls_dist", "mean", "cls+mean", "freq_stack", "freq_mean_max")
@@ -117,9 +117,11 @@ class ProbeConfig:
     batch_size: int = setting(32, "Batch size for embeddings / fine-tuning.", ge=1)
     patience: int = setting(6, "Early-stopping patience in epochs.", ge=1)
     dropout: float = setting(0.0, "Dropout before the head.", ge=0, lt=1)
-    refit: bool = setting(
-        True,
-        "Score test with the recipe refit on train + val for the epoch chosen on val, as the linear probe refits C.",
+    refit: str = setting(
+        "head",
+        "Test after the epoch choice on val: head = linear probe of the fine-tuned encoder, refit on "
+        "train + val; all = the recipe again on train + val; none = the chosen model (train only).",
+        choices=REFIT,
     )
     encoder_name: str | None = setting(
         None, "Value of the encoder column in results.", default_text="ssl, random or the baseline"

@@ -2,12 +2,13 @@
 
     mosquito-ssl probe finetune data/synth --encoder runs/pretrain-tiny --freeze full --folds 5
 
-Owns the protocol, the linear probe's own: train on train and choose the epoch on validation
-(epoch 0, the linear probe itself, is a candidate under ``--head-init probe``); then, with
-``--refit`` (the default), train again on train + val for the chosen number of epochs, from
-the probe refit on train + val, and score test with that model. ``probe linear`` refits its C
-on train + val the same way, so both score test with models that saw the same labels; when
-epoch 0 wins, test is exactly ``probe linear``'s. Also the Trainer set-up: the recipe's
+Owns the protocol: train on train and choose the epoch on validation (epoch 0, the linear
+probe itself, is a candidate under ``--head-init probe``); then score test as ``--refit`` says
+(``REFIT``): ``head`` (the default) fits the linear probe of the fine-tuned encoder as ``probe
+linear`` fits its own (C on val, refit on train + val), ``all`` trains the recipe again on
+train + val for the chosen epochs, ``none`` keeps the model chosen on val (trained on train
+only). ``probe linear`` refits on train + val, so with ``head`` or ``all`` both score test with
+models that saw the same labels; when epoch 0 wins, test is exactly ``probe linear``'s. Also the Trainer set-up: the recipe's
 parameter groups, warm-up then cosine decay over ``--epochs``, best epoch by validation balanced
 accuracy; the rest of the arguments, early stopping and the quiet console are
 ``mosquito_ssl.training``'s. Under ``--folds`` every fold starts from the same encoder weights.
@@ -173,11 +174,14 @@ def finetune(
 
 
 def _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristine, epoch: int) -> np.ndarray:
-    """Test probabilities: the chosen model's, or (``cfg.refit``) the refit's on train + val."""
-    if not cfg.refit:
+    """Test probabilities after the epoch choice on val, by ``cfg.refit`` (``REFIT``)."""
+    if cfg.refit == "none":
         return _predict(trainer, cache, parts["test"], y)
     if epoch == 0 and X is not None:  # the linear probe won: exactly what `probe linear` scores on test
         return linear_probe(X, y, parts, len(classes), cfg.c_grid, cfg.seed).proba["test"]
+    if cfg.refit == "head":  # the linear probe of the fine-tuned encoder, as `probe linear` fits it
+        features = _pooled(trainer.model, cache, cfg.pooling, cfg.batch_size)
+        return linear_probe(features, y, parts, len(classes), cfg.c_grid, cfg.seed).proba["test"]
     both = np.concatenate([parts["train"], parts["val"]])
     encoder.load_state_dict(pristine)
     model = _classifier(cfg, encoder, y, both, len(classes))
@@ -187,6 +191,19 @@ def _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristin
     refit.train()
     log.info("refit on train + val for %d epochs", epoch)
     return _predict(refit, cache, parts["test"], y)
+
+
+def _pooled(model: ASTClassifier, cache, pooling: str, batch_size: int) -> np.ndarray:
+    """(N, width) pooled last-layer features of every clip through ``model``'s (fine-tuned) encoder."""
+    from .embeddings import pool_tokens
+
+    device, rows = next(model.parameters()).device, []
+    model.eval()
+    with torch.inference_mode():
+        for start in range(0, len(cache.features), batch_size):
+            x = torch.from_numpy(np.array(cache.features[start : start + batch_size])).to(device)
+            rows.append(pool_tokens(model.encoder(x).last_hidden_state, model.grid)[pooling].float().cpu().numpy())
+    return np.concatenate(rows)
 
 
 def _epoch_zero(trainer: Trainer, model: ASTClassifier) -> tuple[float, dict]:

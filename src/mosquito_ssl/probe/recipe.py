@@ -25,6 +25,7 @@ import numpy as np
 
 BALANCE = ("weights", "sampler", "none")
 HEAD_INIT = ("probe", "random")
+REFIT = ("head", "all", "none")  # how fine-tuning scores test after its epoch choice (finetune.py)
 
 
 def layer_scales(encoder, decay: float) -> dict[str, float]:
