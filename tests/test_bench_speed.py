@@ -41,6 +41,8 @@ PER_PIPELINE = (
     "input_shape",
     "step_s",
     "phase_s",
+    "batch",
+    "activation_mb_per_clip",
 )
 
 
@@ -72,6 +74,7 @@ def result():
         "1000",
         "--peak-size",
         "256",
+        "--equal-memory",
         "--json",
     ]
     out = CliRunner().invoke(_app(), args)
@@ -96,6 +99,18 @@ def test_every_pipeline_is_measured_into_the_same_fields(result):
         assert not missing, (name, missing)
         assert len(result[f"{name}_step_s"]) == 1  # --steps 1 / --original-steps 1
     assert not any(k.startswith(("seed_", "ours_")) for k in result)  # the old names are gone
+
+
+@pytest.mark.slow
+def test_equal_memory_times_the_lighter_methods_at_a_larger_batch(result):
+    assert "mae_equal_memory" in result["equal_memory"]  # mae keeps far fewer activations per clip
+    for name in result["equal_memory"]:
+        method = name.removesuffix("_equal_memory")
+        bigger = result[f"{name}_batch"]
+        ratio = result["reconstruct_activation_mb_per_clip"] / result[f"{method}_activation_mb_per_clip"]
+        assert bigger == int(2 * ratio) > 2 and result[f"{name}_input_shape"][0] == bigger
+        assert result[f"{name}_gflops"] > 0 and f"{name}_speedup" in result
+    assert "reconstruct_equal_memory" not in result and "original_equal_memory" not in result
 
 
 @pytest.mark.slow
@@ -186,6 +201,53 @@ def test_memory_measurement_reads_a_cache_of_the_asked_size(result):
     assert result["memory_anon_growth_mb"] < result["memory_cache_mb"] / 2
 
 
+def test_activation_meter_counts_saved_activations_not_parameters():
+    from mosquito_ssl.speed.memory import ActivationMeter
+
+    layer = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    with ActivationMeter(layer) as meter:
+        out = layer(x)  # addmm saves its input (and the weight, a parameter: not counted)
+    outside = layer(torch.randn(50, 4))  # not inside the block: not counted
+    assert meter.nbytes == x.nbytes
+    with ActivationMeter(layer) as big:
+        relu = torch.relu(layer(torch.randn(10, 4)))
+    assert big.nbytes == 10 * 4 * 4 + 10 * 3 * 4  # the input, and relu's output (saved for its backward)
+    del out, outside, relu
+
+
+def test_equal_memory_batch_fills_the_reference_activations():
+    from mosquito_ssl.speed.run import Measurement, equal_memory_batch
+
+    def m(mb: float | None) -> Measurement:
+        return Measurement({} if mb is None else {"activation_mb_per_clip": mb}, 1)
+
+    measured = {"reconstruct": m(60.0), "mae": m(9.0), "byol": m(70.0), "other": m(None)}
+    assert equal_memory_batch(measured, "mae", 8) == 53  # 8 * 60 / 9, rounded down
+    assert equal_memory_batch(measured, "byol", 8) == 8  # heavier: never below --batch
+    assert equal_memory_batch(measured, "other", 8) == 8  # not measured (--warmup 0)
+
+
+def test_freed_blocks_are_reused_without_page_faults():
+    import resource
+
+    from mosquito_ssl.speed.machine import reuse_freed_memory
+
+    if not reuse_freed_memory():
+        pytest.skip("not glibc")
+
+    def step() -> int:
+        """Minor page faults of 100 MB allocated in 4-MB blocks and freed together, as a step's gradients."""
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        grads = [torch.empty(1 << 20).fill_(1.0) for _ in range(25)]
+        del grads
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults = [step() for _ in range(6)]
+    # glibc's default trims the freed top of the heap: ~25 000 faults every step, for ever
+    assert max(faults[-2:]) < 1024, faults
+
+
 def test_bad_arguments_fail_before_any_work():
     with pytest.raises(ConfigError, match="--preset"):
         run_speed(preset="huge")
@@ -195,6 +257,8 @@ def test_bad_arguments_fail_before_any_work():
         run_speed(preset="tiny", original_steps=0)
     with pytest.raises(ConfigError, match="--warmup"):
         run_speed(preset="tiny", warmup=-1)
+    with pytest.raises(ConfigError, match="--equal-memory"):
+        run_speed(preset="tiny", warmup=0, equal_memory=True)
 
 
 FAKE = {

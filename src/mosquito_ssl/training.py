@@ -122,6 +122,9 @@ def make_trainer(
     Early stopping reads ``args.metric_for_best_model``: no improvement by more than
     ``threshold`` for ``patience`` evaluations stops training.
     """
+    from .speed.machine import reuse_freed_memory
+
+    reuse_freed_memory()  # each step's freed gradients/activations are reused, not page-faulted in again
     callbacks = [*(callbacks or []), DebugLog()]
     if patience is not None:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=patience, early_stopping_threshold=threshold))

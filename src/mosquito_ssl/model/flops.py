@@ -10,14 +10,15 @@ Per clip, with S tokens (2 + f_dim * t_dim), hidden H, MLP width I, L layers::
 
     layer     = 8*S*H^2 (Q, K, V, output projections) + 4*S^2*H (scores QK^T and weights @ V)
               + 4*S*H*I (MLP fc1 + fc2)
-    encoder   = L * layer + 2 * f_dim*t_dim * H * 16*16 (patch-embedding conv, one input channel)
+    encoder   = L * layer + 2 * f_dim*t_dim * H * p*p (patch-embedding conv of p x p patches, one channel)
     decoder   = 2*f_dim*t_dim*H*P (projector) + 2*t_dim*3*(f_dim*P*D + D*bins) (Conv1d, k=3)
     training  = 3 * forward (backward = grads w.r.t. activations + weights, 2x forward)
 
     python -c "from mosquito_ssl.model.encoder import *; from mosquito_ssl.model.flops import *; \\
                print(encoder_flops(ast_shape(preset_config('base'))))"
 
-A method without an analytic count is measured with ``counted_forward_flops`` (FlopCounterMode).
+A method without an analytic count is measured with ``counted_forward_flops`` and, for a training
+step (an EMA teacher's pass has no backward), ``counted_step_flops`` (FlopCounterMode).
 """
 
 from __future__ import annotations

@@ -71,20 +71,22 @@ class ASTTeacher(SSLModel):
         with torch.no_grad():
             _, states = encode_visible(self.teacher, x)
             target = teacher_targets(states, self.top_k)
-        xs = x.repeat_interleave(s.views, dim=0)
+        # The views share the clip's patch embedding and the teacher's targets: (B * views) rows,
+        # clip i's views at rows i * views ..., compared with (B, 1, ...) targets by broadcasting.
+        batch, views = x.shape[0], s.views
         keep, masked = random_patch_mask(
-            xs.shape[0],
+            batch * views,
             self.n_patches,
             s.mask_ratio,
             self.batch_generator(x.device, kwargs.get("clip_index")),
             x.device,
         )
-        tokens, _ = encode_visible(self.encoder, xs, keep)
+        tokens, _ = encode_visible(self.encoder, x, keep, views)
         pred = self.decoder(tokens[:, N_SPECIAL:], keep, self.n_patches)
-        target = target.repeat_interleave(s.views, dim=0)
-        loss = masked_mean(((pred - target) ** 2).mean(dim=-1), masked)
+        err = (pred.view(batch, views, *target.shape[1:]) - target[:, None]) ** 2
+        loss = masked_mean(err.mean(dim=-1).view(batch * views, -1), masked)
         if s.clip_loss > 0:
-            clip = ((tokens[:, 0] - target.mean(dim=1)) ** 2).mean()
+            clip = ((tokens[:, 0].view(batch, views, -1) - target.mean(dim=1)[:, None]) ** 2).mean()
             loss = loss + s.clip_loss * clip
         return SSLOutput(loss=loss, prediction=pred, mask=masked)
 

@@ -7,6 +7,8 @@ blocks, the final LayerNorm) on a subset of tokens, so no fork of transformers i
 
     keep, masked = random_patch_mask(batch=8, n_patches=48, ratio=0.8)
     tokens, states = encode_visible(encoder, x, keep)      # (8, 2 + 10, H), one state per block
+    keep, masked = random_patch_mask(batch=8 * 4, n_patches=48, ratio=0.8)
+    tokens, _ = encode_visible(encoder, x, keep, views=4)  # 4 masked views per clip, one embedding
 
 With every token kept, ``encode_visible(encoder, x)[0]`` equals ``encoder(x).last_hidden_state``.
 
@@ -100,18 +102,25 @@ def encode_tokens(encoder: ASTModel, patches: torch.Tensor) -> tuple[torch.Tenso
 
 
 def encode_visible(
-    encoder: ASTModel, x: torch.Tensor, keep: torch.Tensor | None = None
+    encoder: ASTModel, x: torch.Tensor, keep: torch.Tensor | None = None, views: int = 1
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """Encode the patches ``keep`` (B, n_keep) of ``x`` (all when None); see ``encode_tokens``."""
+    """Encode the patches ``keep`` (B * views, n_keep) of ``x`` (B, T, F) (all when None); see ``encode_tokens``.
+
+    With ``views`` > 1, rows ``i * views ... i * views + views - 1`` of ``keep`` are differently
+    masked copies of clip ``i``: the patches are embedded once per clip, not once per view.
+    """
     patches = embed_patches(encoder, x)
     if keep is not None:
-        patches = gather_tokens(patches, keep)
+        patches = gather_tokens(patches, keep, views)
     return encode_tokens(encoder, patches)
 
 
-def gather_tokens(tokens: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """tokens (B, N, D) at positions index (B, n) -> (B, n, D)."""
-    return tokens.gather(1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+def gather_tokens(tokens: torch.Tensor, index: torch.Tensor, views: int = 1) -> torch.Tensor:
+    """tokens (B, N, D) at positions index (B * views, n) -> (B * views, n, D); row r reads clip r // views."""
+    batch, n = tokens.shape[0], index.shape[1]
+    # One batched gather over (B, views * n) positions: no repeated copy of the clips' tokens.
+    flat = index.reshape(batch, views * n)
+    return tokens.gather(1, flat[..., None].expand(-1, -1, tokens.shape[-1])).view(batch * views, n, -1)
 
 
 def patchify(x: torch.Tensor, encoder: ASTModel) -> torch.Tensor:
@@ -124,9 +133,11 @@ def patchify(x: torch.Tensor, encoder: ASTModel) -> torch.Tensor:
     if (cfg.frequency_stride, cfg.time_stride) != (p, p):
         raise ValueError("patchify needs non-overlapping patches (stride = patch size)")
     f_dim, t_dim = patch_grid(encoder.config)
-    image = x.transpose(1, 2)[:, None, : f_dim * p, : t_dim * p]  # (B, 1, F, T) as ASTPatchEmbeddings
-    cols = F.unfold(image, kernel_size=p, stride=p)  # (B, p*p, f_dim * t_dim), f-major as the conv
-    return cols.transpose(1, 2)
+    # A reshape, not F.unfold (im2col): with stride = patch size each patch is a plain block.
+    # cells[b, ti*p + kw, fi*p + kh] -> (b, fi*t_dim + ti, kh*p + kw): f-major patches, each
+    # flattened (frequency, time) as ASTPatchEmbeddings' convolution reads it.
+    cells = x[:, : t_dim * p, : f_dim * p].reshape(x.shape[0], t_dim, p, f_dim, p)
+    return cells.permute(0, 3, 1, 4, 2).reshape(x.shape[0], f_dim * t_dim, p * p)
 
 
 class TokenDecoder(nn.Module):
@@ -156,4 +167,23 @@ class TokenDecoder(nn.Module):
         batch = visible.shape[0]
         tokens = self.mask_token.expand(batch, n_patches, -1).clone()
         tokens.scatter_(1, keep[..., None].expand(-1, -1, tokens.shape[-1]), self.embed(visible))
-        return self.head(self.norm(self.blocks(tokens + self.pos)))
+        hidden = tokens + self.pos
+        for layer in self.blocks.layers:
+            hidden = decoder_block(layer, hidden)
+        return self.head(self.norm(hidden))
+
+
+def decoder_block(layer: nn.TransformerEncoderLayer, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` of TokenDecoder's pre-norm, batch-first, dropout-free blocks, batch-major throughout.
+
+    The same parameters (state dicts unchanged) and operations as ``nn.TransformerEncoderLayer``,
+    without ``nn.MultiheadAttention``'s (L, B, E) transposes and packed-projection copies and their
+    zero-filled gradients: memory traffic that does not shrink with the decoder's small width.
+    """
+    attn = layer.self_attn
+    batch, length, dim = x.shape
+    qkv = F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(batch, length, 3, attn.num_heads, -1).permute(2, 0, 3, 1, 4).unbind(0)
+    out = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, dim)
+    x = x + attn.out_proj(out)
+    return x + layer.linear2(layer.activation(layer.linear1(layer.norm2(x))))

@@ -94,7 +94,7 @@ class _StopAfter(TrainerCallback):
             control.should_training_stop = True
 
 
-def _train(cfg, model, cache, y, train, val=None, out: Path | None = None, stop: int | None = None) -> Trainer:
+def _train(cfg, model, cache, y, train, out: Path, val=None, stop: int | None = None) -> Trainer:
     """A Trainer of ``model`` on clips ``train``: with ``val``, epoch selection and early stopping;
     without, ``stop`` epochs and no evaluation (the refit)."""
     from ..data.features import FeatureDataset
@@ -153,7 +153,7 @@ def finetune(
     if X is not None:
         probe_score = probe_head(model.head, X, y, parts, len(classes), cfg.c_grid, cfg.seed)
         log.info("head set to the linear probe (val balanced accuracy %.4f)", probe_score)
-    trainer = _train(cfg, model, cache, y, parts["train"], parts["val"], out)
+    trainer = _train(cfg, model, cache, y, parts["train"], out, val=parts["val"])
     start = _epoch_zero(trainer, model) if X is not None else None
     trainer.train()
     best, epoch = float(trainer.state.best_metric or np.nan), _chosen_epoch(trainer)
@@ -187,7 +187,7 @@ def _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristin
     model = _classifier(cfg, encoder, y, both, len(classes))
     if X is not None:  # LP-FT from the probe refit on train + val, as `probe linear` refits it
         probe_head(model.head, X, y, parts, len(classes), cfg.c_grid, cfg.seed, refit=True)
-    refit = _train(cfg, model, cache, y, both, out=out / "refit", stop=epoch)
+    refit = _train(cfg, model, cache, y, both, out / "refit", stop=epoch)
     refit.train()
     log.info("refit on train + val for %d epochs", epoch)
     return _predict(refit, cache, parts["test"], y)

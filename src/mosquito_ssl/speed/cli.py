@@ -18,7 +18,8 @@ from ..options import JsonOpt, PresetOpt
 
 EPILOG = (
     "Example: mosquito-ssl benchmarks speed --preset base --batch 8 --json\n\n"
-    "Example: mosquito-ssl benchmarks speed --preset tiny --batch 2 --steps 1 --original-steps 1"
+    "Example: mosquito-ssl benchmarks speed --preset tiny --batch 2 --steps 1 --original-steps 1\n\n"
+    "Example: mosquito-ssl benchmarks speed --preset base --batch 8 --equal-memory --json"
 )
 Opt = typer.Option
 
@@ -44,6 +45,13 @@ def speed(
     ] = 0,
     peak_size: Annotated[int, Opt("--peak-size", help="Matrix size n of the n x n fp32 matmul peak.")] = 4096,
     device: Annotated[Optional[str], Opt("--device", help="cpu or cuda (default: cuda if present).")] = None,
+    equal_memory: Annotated[
+        bool,
+        Opt(
+            "--equal-memory",
+            help="Also time each method lighter than reconstruct at the batch that fills reconstruct's activation memory.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Training clips/s of each pipeline, embedding rate, and FLOP rates against the matmul peak."""
@@ -63,6 +71,7 @@ def speed(
         memory_clips=memory_clips,
         device=device,
         peak_n=peak_size,
+        equal_memory=equal_memory,
     )
     typer.echo(json.dumps(result) if as_json else format_table(result))
 
@@ -82,6 +91,10 @@ def format_table(r: dict[str, Any]) -> str:
     for name in r["pipelines"]:
         frames = r.get(f"{name}_input_shape", [0, "?"])[1]
         rows.append(_rate_row(f"{pipeline(name).label} training ({frames} frames)", r, name))
+        if f"{name}_speedup" in r:
+            rows.append((f"  speedup over the {pipeline('original').label}", f"{r[f'{name}_speedup']:.1f}x", ""))
+    for name in r.get("equal_memory", []):
+        rows.append(_rate_row(f"{name.replace('_', ' ')} (batch {r[f'{name}_batch']})", r, name))
         if f"{name}_speedup" in r:
             rows.append((f"  speedup over the {pipeline('original').label}", f"{r[f'{name}_speedup']:.1f}x", ""))
     rows += [

@@ -1,16 +1,19 @@
-"""Resident memory while a large feature cache is read (``benchmarks speed --memory-clips N``).
+"""Memory: resident memory while a large feature cache is read (``benchmarks speed --memory-clips
+N``), and the activation memory of a training step (what ``--equal-memory`` matches).
 
 memory_footprint(100_000, Path("/tmp/big"), batch=8)   # 5.1 GB memmap; peak RSS parts
+with ActivationMeter(model) as meter:                  # bytes saved for the backward
+    loss = model(input_values=x)["loss"]
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-
-from .timing import stack
+from torch import nn
 
 
 def _status_mb() -> dict[str, float]:
@@ -37,6 +40,7 @@ def memory_footprint(n_clips: int, folder: Path, batch: int, frames: int = 100, 
     """
     from ..data.features import FeatureCache, FeatureDataset, FeatureSettings
     from ..data.manifest import SkipLog
+    from .timing import stack
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "features.npy"
@@ -61,3 +65,33 @@ def memory_footprint(n_clips: int, folder: Path, batch: int, frames: int = 100, 
         "memory_peak_anon_mb": peak["RssAnon"],
         "memory_peak_file_mb": peak["RssFile"],
     }
+
+
+class ActivationMeter:
+    """Counts the bytes autograd saves for the backward while active: the activation memory of a step.
+
+    Parameters (and views of them, e.g. a transposed weight) are not counted: they are the same
+    at every batch size. A storage saved by several operations counts once.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self._params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        self._storages: dict[int, int] = {}
+        self._hooks = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda saved: saved)
+
+    def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in self._params:
+            self._storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self._storages.values())
+
+    def __enter__(self) -> ActivationMeter:
+        self._hooks.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._hooks.__exit__(*exc)

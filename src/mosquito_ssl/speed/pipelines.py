@@ -104,6 +104,7 @@ PIPELINES: tuple[Pipeline, ...] = (
     *(_method_pipeline(m) for m in METHODS.values()),
 )
 BASELINE = "original"  # speedups are relative to this pipeline
+MEMORY_REFERENCE = "reconstruct"  # --equal-memory matches the activation memory of this one (dense)
 
 
 def pipeline(name: str) -> Pipeline:

@@ -1,14 +1,16 @@
 """Timed loops: full training steps of one pipeline, and the probe's embedding pass.
 
 A training step is data + forward + backward + gradient clipping + AdamW, as the Trainer runs
-it; ``warmup`` untimed steps come first. Each call returns clips/s over all timed steps, the
-best single step and the raw step times::
+it; ``warmup`` untimed steps come first (the first one also measures the step's activation
+memory). Each call returns clips/s over all timed steps, the best single step and the raw step
+times::
 
     timing = time_training(model, dataset, batch=8, warmup=1, steps=8, device=dev, fused=True)
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from typing import Any
@@ -18,6 +20,7 @@ import torch
 from torch import nn
 
 from .machine import autocast, sync
+from .memory import ActivationMeter
 
 
 def stack(batch: list[dict]) -> torch.Tensor:
@@ -51,6 +54,7 @@ def time_training(
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported())
     batches = itertools.chain.from_iterable(itertools.repeat(_loader(dataset, batch, device)))
     shape: tuple[int, ...] = ()
+    meter = ActivationMeter(model)  # on the first warm-up step: the hooks cost time
     times: list[float] = []
     phases = np.zeros(3)
     for i in range(warmup + steps):
@@ -59,7 +63,7 @@ def time_training(
         x = next(batches).to(device, non_blocking=True)
         shape = tuple(x.shape)
         t1 = time.perf_counter()  # (on CUDA the copy may still run: it overlaps the forward)
-        with autocast(device):
+        with autocast(device), meter if i == 0 and warmup else contextlib.nullcontext():
             loss = model(input_values=x)["loss"]
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
@@ -76,8 +80,10 @@ def time_training(
         if i >= warmup:
             times.append(time.perf_counter() - t0)
             phases += (t1 - t0, t2 - t1, time.perf_counter() - t2)
+    activations = {"activation_mb_per_clip": meter.nbytes / batch / 2**20} if warmup else {}
     return {
         **_rates(batch, times),
+        **activations,
         "input_shape": list(shape),
         "phase_s": dict(zip(("data", "forward_backward", "optimizer"), (phases / steps).tolist(), strict=True)),
     }
