@@ -241,19 +241,21 @@ def test_dry_run_lists_the_axes_and_refuses_a_bad_value(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_plan_counts_each_pretrainings_own_epochs(tmp_path):
+def test_plan_counts_each_pretrainings_own_epochs(tmp_path, monkeypatch):
+    from mosquito_ssl.benchmarks import plan as plans
     from mosquito_ssl.benchmarks.plan import make_plan
+
+    monkeypatch.setattr(plans, "count_clips", lambda *a, **k: 10)  # data "/": never walk the disk
 
     spec = load(tmp_path, axes='"pretrain.epochs" = [1, 3]', drop=("pretrain.epochs",))
     cells = spec.cells()
-    plan = make_plan(spec, cells, set(), (0, 1), tmp_path / "s.sqlite")
-    plan.pretrain_clips = 10
-    assert "4 pretrainings x 1 to 3 epochs x 10 clips = 80 clip-passes" in plan.format()
-    # a finished pretraining (e.g. shared with an earlier run's cells) is reused, not counted
+    # one finished pretraining (e.g. shared with an earlier run's cells) is reused, not counted
     first = next(c for c in cells if c.encoder == "ssl")
     runs.mark_done(spec.pretrain_config(first).run_dir())
-    again = make_plan(spec, cells, set(), (0, 1), tmp_path / "s.sqlite")
-    assert "4 distinct (settings, seed) shared by" in again.format() and "; to run 3" in again.format()
+    plan = make_plan(spec, cells, set(), (0, 1), tmp_path / "s.sqlite")
+    assert "4 distinct (settings, seed) shared by" in plan.format() and "; to run 3" in plan.format()
+    left = 80 - 10 * spec.pretrain_config(first).epochs  # 4 pretrainings of 1 or 3 epochs: 80 clip-passes
+    assert f"3 pretrainings x 1 to 3 epochs x 10 clips = {left} clip-passes" in plan.format()
 
 
 def test_shards_keep_each_swept_pretraining_whole(tmp_path):
