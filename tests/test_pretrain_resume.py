@@ -76,7 +76,7 @@ def _resume(data, out, epochs):
 def test_sigkill_then_resume_finishes(synth, tmp_path):
     """Killed as soon as a checkpoint folder appears (possibly half-written). Killed after a complete
     checkpoint and resumed: tests/test_determinism.py (bit-identical weights)."""
-    epochs = 12
+    epochs = 5
     run_dir = tmp_path / "r"
     killed = _run_until(_cmd(synth, tmp_path, epochs), lambda: any(run_dir.glob("checkpoint-*")))
     assert killed, "the run finished before it could be killed; make it longer"
