@@ -99,8 +99,14 @@ def test_refit_all_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypat
     pristine = {k: v.clone() for k, v in inputs.model.state_dict().items()}
     with torch.no_grad():
         next(inputs.model.parameters()).add_(1.0)  # the fold's fine-tuned weights: the refit must not start here
-    trainers, real = [], ft._train
-    monkeypatch.setattr(ft, "_train", lambda *a, **k: trainers.append((a[4], real(*a, **k))) or trainers[-1][1])
+    trainers, starts, real = [], [], ft._train
+
+    def spy(cfg, model, *args, **kwargs):  # the encoder weights the refit starts from, then the real call
+        starts.append({k: v.clone() for k, v in model.encoder.state_dict().items()})
+        trainers.append((args[2], real(cfg, model, *args, **kwargs)))
+        return trainers[-1][1]
+
+    monkeypatch.setattr(ft, "_train", spy)
     parts = inputs.parts
     cfg = dataclasses.replace(cfg, refit="all")
     ft._test_proba(cfg, None, inputs.model, inputs.cache, inputs.y, parts, ["a", "c"], tmp_path / "t", X, pristine, 2)
@@ -108,7 +114,8 @@ def test_refit_all_trains_the_chosen_epochs_on_train_and_val(tmp_path, monkeypat
     np.testing.assert_array_equal(train, both)
     assert trainer.state.epoch == 2 and trainer.args.eval_strategy == "no"
     assert not any("eval_balanced_accuracy" in e for e in trainer.state.log_history)
-    assert not torch.equal(next(inputs.model.parameters()), next(iter(pristine.values())) + 1.0)
+    assert starts[0].keys() == pristine.keys()
+    assert all(torch.equal(starts[0][k], pristine[k]) for k in pristine)  # not the fold's fine-tuned weights
 
 
 def test_refit_head_probes_the_fine_tuned_encoder_as_probe_linear_probes_its_own(tmp_path):

@@ -194,7 +194,11 @@ def _test_proba(cfg, trainer, encoder, cache, y, parts, classes, out, X, pristin
 
 
 def _pooled(model: ASTClassifier, cache, pooling: str, batch_size: int) -> np.ndarray:
-    """(N, width) pooled last-layer features of every clip through ``model``'s (fine-tuned) encoder."""
+    """(N, width) pooled last-layer features of every clip through ``model``'s (fine-tuned) encoder.
+
+    Not ``embeddings.compute_embeddings``: that caches every layer and pooling on disk under the
+    weights' fingerprint, and each fold's fine-tuned weights are used once; the pooling is its own.
+    """
     from .embeddings import pool_tokens
 
     device, rows = next(model.parameters()).device, []
